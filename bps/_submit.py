@@ -1,0 +1,152 @@
+"""prepare and submit: config -> submit directory -> QuantumGraph -> WorkflowGraph -> plugin.
+
+The submit directory (``submitPath``) holds everything about one run::
+
+    submit_config.yaml     the resolved config (placeholders substituted, paths absolute)
+    <uniqProcName>.qgraph  the QuantumGraph every job reads
+    workflow.json          the engine-neutral workflow (versioned JSON)
+    run.json               the run record (id, plugin, outputs), once submitted
+    ...                    whatever the plugin writes (Parsl: state.json, logs/, parsl/)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._exceptions import SubmitDirError
+from ._runs import RUN_FILENAME, RunRecord, new_run_id, record_run
+from .config._model import BpsConfig
+from .wms._loader import load_wms_service_class
+from .wms._service import BaseWmsService, WmsWorkflow
+
+CONFIG_FILENAME = "submit_config.yaml"
+_LOG = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class PreparedRun:
+    """A submit directory with everything rendered, ready for :func:`submit_prepared`."""
+
+    config: BpsConfig
+    submit_dir: Path
+    graph_path: Path
+    service: BaseWmsService
+    wms_workflow: WmsWorkflow
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def number_of_jobs(self) -> int:
+        return len(self.wms_workflow.workflow)
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = time.perf_counter() - start
+        _LOG.info("%s took %.3f s", stage, timings[stage])
+
+
+def _escape(value: Any) -> Any:
+    """Re-escape ``{``, ``}`` and ``$`` so the recorded config loads back to the same values."""
+    if isinstance(value, str):
+        return value.replace("$", "$$").replace("{", "{{").replace("}", "}}")
+    if isinstance(value, dict):
+        return {k: _escape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escape(v) for v in value]
+    return value
+
+
+def _write_config(config: BpsConfig, path: Path) -> None:
+    sources = "\n".join(f"#   {p}" for p in config.files)
+    header = (
+        f"# Resolved bps submit config, written {config.timestamp}.\n"
+        f"# Merged from the shipped defaults and, in order:\n{sources}\n"
+    )
+    text = yaml.safe_dump(_escape(dict(config.resolved)), sort_keys=False, default_flow_style=False)
+    path.write_text(header + text, encoding="utf-8")
+
+
+def _claim_submit_dir(path: Path) -> None:
+    """Create the submit directory, refusing one that already holds a run."""
+    for marker in (RUN_FILENAME, "workflow.json", CONFIG_FILENAME):
+        if (path / marker).exists():
+            raise SubmitDirError(
+                f"submit directory {path} is already used by another run ({marker} exists); "
+                "change outputRun or submitPath"
+            )
+    path.mkdir(parents=True, exist_ok=True)
+
+
+def prepare(config: BpsConfig, *, progress: bool = False) -> PreparedRun:
+    """Build the graph and workflow and let the plugin render it; nothing runs yet."""
+    from ._graph import make_graph
+    from .workflow._build import build_workflow
+    from .workflow._io import WORKFLOW_FILENAME, write_workflow
+
+    service_class = load_wms_service_class(config.wms_service_class)  # fail before the slow part
+    submit_dir = config.submit_path
+    _claim_submit_dir(submit_dir)
+    _write_config(config, submit_dir / CONFIG_FILENAME)
+    graph_path = submit_dir / f"{config.uniq_proc_name}.qgraph"
+    timings: dict[str, float] = {}
+    with _timed(timings, "QuantumGraph"):
+        graph = make_graph(config, graph_path)
+    try:
+        with _timed(timings, "WorkflowGraph"):
+            workflow = build_workflow(config, graph_path, graph)
+    finally:
+        close = getattr(graph, "close", None)
+        if callable(close):
+            close()
+    with _timed(timings, "render"):
+        write_workflow(submit_dir / WORKFLOW_FILENAME, workflow)
+        service = service_class(progress=progress)
+        wms_workflow = service.prepare(config, workflow, submit_dir)
+    _LOG.info("prepared %d jobs in %s", len(workflow), submit_dir)
+    return PreparedRun(config, submit_dir, graph_path, service, wms_workflow, timings)
+
+
+def submit_prepared(
+    prepared: PreparedRun, on_recorded: Callable[[RunRecord], None] | None = None
+) -> RunRecord:
+    """Record the run, then hand it to the plugin (which, for foreground plugins, runs it).
+
+    ``on_recorded`` is called once the run id exists and before the plugin starts, so a CLI can
+    print the id an operator needs for ``bps report`` while a foreground run is still going.
+    """
+    config = prepared.config
+    record = RunRecord(
+        run_id=new_run_id(),
+        submit_dir=str(prepared.submit_dir),
+        wms_service_class=config.wms_service_class,
+        wms_run_id=prepared.wms_workflow.run_id,
+        submit_time=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        operator=config.operator,
+        payload_name=config.payload.payload_name,
+        butler_config=config.payload.butler_config,
+        output=config.payload.output,
+        output_run=config.payload.output_run,
+        project=config.project,
+        campaign=config.campaign,
+    )
+    record_run(record)
+    if on_recorded is not None:
+        on_recorded(record)
+    wms_run_id = prepared.service.submit(prepared.wms_workflow)
+    if wms_run_id != record.wms_run_id:
+        record = replace(record, wms_run_id=wms_run_id)
+        record_run(record)
+    return record

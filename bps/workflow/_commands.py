@@ -1,0 +1,36 @@
+"""Command lines of the three kinds of batch job: the one place that spells them out.
+
+These are the contract with ``pipetask`` and ``butler`` (see docs/contracts.md); a plugin only
+ever sees the resulting argv lists.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+
+def init_command(repo: str, graph: str) -> list[str]:
+    """Write every task's init-outputs (configs, schemas) once, before any quantum runs."""
+    return ["pipetask", "pre-exec-init-qbb", repo, graph]
+
+
+def quantum_command_prefix(repo: str, graph: str) -> tuple[str, ...]:
+    """The part of :func:`quantum_command` shared by every quantum job (built once per workflow)."""
+    return ("pipetask", "run-qbb", repo, graph)
+
+
+def quantum_command(prefix: tuple[str, ...], quantum_ids: tuple[uuid.UUID, ...]) -> list[str]:
+    """Run the given quanta from the graph file with a quantum-backed butler (no registry access)."""
+    argv = list(prefix)
+    for qid in quantum_ids:
+        argv += ("--qgraph-node-id", str(qid))
+    return argv
+
+
+def final_command(repo: str, graph: str, *, update_output_chain: bool) -> list[str]:
+    """Register in the repository exactly the outputs that exist; safe to run twice."""
+    argv = ["butler", "transfer-from-graph", graph, repo]
+    if update_output_chain:
+        argv.append("--update-output-chain")
+    argv.append("--register-dataset-types")
+    return argv

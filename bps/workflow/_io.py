@@ -1,0 +1,96 @@
+"""The workflow description kept in the submit directory (versioned JSON, never pickle).
+
+``report`` and ``restart`` read it back long after the submitting process is gone; jobs with
+default flags omit them to keep 20,000-job files small.
+"""
+
+from __future__ import annotations
+
+import datetime
+import uuid
+from pathlib import Path
+from typing import Any
+
+from .._exceptions import StateFileError
+from .._gcpause import gc_paused
+from .._jsonfile import read_versioned, versioned, write_json_atomic
+from ..config._model import FinalJobWhen
+from ._graph import WorkflowGraph
+from ._job import GenericJob
+
+WORKFLOW_FORMAT = "skybatch.bps.workflow"
+WORKFLOW_MAJOR = 1
+WORKFLOW_MINOR = 0
+WORKFLOW_FILENAME = "workflow.json"
+
+
+def _job_to_json(job: GenericJob, file_index: dict[tuple[str, ...], int]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": job.name,
+        "label": job.label,
+        "command": job.command,
+        "request_cpus": job.request_cpus,
+        "request_memory": job.request_memory,
+        "number_of_retries": job.number_of_retries,
+    }
+    if job.quantum_ids:
+        out["quantum_ids"] = [str(q) for q in job.quantum_ids]
+    if job.is_init:
+        out["is_init"] = True
+    if job.is_final:
+        out["is_final"] = True
+    if job.files:
+        out["files"] = file_index.setdefault(job.files, len(file_index))
+    return out
+
+
+def write_workflow(path: Path, workflow: WorkflowGraph) -> None:
+    """Write ``workflow`` to ``path``; identical ``files`` tuples are stored once and referenced."""
+    with gc_paused():
+        _write(path, workflow)
+
+
+def _write(path: Path, workflow: WorkflowGraph) -> None:
+    file_index: dict[tuple[str, ...], int] = {}
+    jobs = [_job_to_json(job, file_index) for job in workflow]
+    body = {
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "name": workflow.name,
+        "final_job_when": workflow.final_job_when.value,
+        "file_sets": [list(files) for files in file_index],
+        "jobs": jobs,
+        "edges": [list(edge) for edge in workflow.edges()],
+    }
+    write_json_atomic(path, versioned(WORKFLOW_FORMAT, WORKFLOW_MAJOR, WORKFLOW_MINOR, body))
+
+
+def read_workflow(path: Path) -> WorkflowGraph:
+    """Rebuild a :class:`WorkflowGraph` from :func:`write_workflow`'s file."""
+    with gc_paused():
+        return _read(path)
+
+
+def _read(path: Path) -> WorkflowGraph:
+    doc = read_versioned(path, WORKFLOW_FORMAT, WORKFLOW_MAJOR)
+    try:
+        file_sets = [tuple(files) for files in doc["file_sets"]]
+        workflow = WorkflowGraph(doc["name"], final_job_when=FinalJobWhen(doc["final_job_when"]))
+        workflow.add_jobs(
+            GenericJob(
+                name=item["name"],
+                label=item["label"],
+                command=list(item["command"]),
+                request_cpus=int(item["request_cpus"]),
+                request_memory=int(item["request_memory"]),
+                number_of_retries=int(item["number_of_retries"]),
+                quantum_ids=tuple(uuid.UUID(q) for q in item.get("quantum_ids", ())),
+                is_init=bool(item.get("is_init", False)),
+                is_final=bool(item.get("is_final", False)),
+                files=file_sets[item["files"]] if "files" in item else (),
+            )
+            for item in doc["jobs"]
+        )
+        workflow.add_dependencies((parent, child) for parent, child in doc["edges"])
+    except (KeyError, TypeError, ValueError, IndexError) as err:
+        raise StateFileError(f"{path}: malformed workflow file ({type(err).__name__}: {err})") from err
+    return workflow

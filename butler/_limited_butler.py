@@ -1,0 +1,112 @@
+"""The quantum-backed butler: dataset access inside a batch job, without a registry.
+
+A batch job runs one or a few quanta from a QuantumGraph file.  Everything it needs is in that
+file: the references of its inputs with their datastore records, and the predicted references
+(with UUIDs) of its outputs.  So the job reads and writes files directly and never opens the
+repository database -- thousands of jobs hitting one database at start-up is exactly what the
+design avoids.  What was written is registered later by the merge job, which finds the files at
+their predicted paths.
+
+Inputs produced by an earlier quantum of the same graph have no record in the file (they did not
+exist when it was built); they are found the same way the merge job finds them, at the path the
+datastore predicts for their reference.
+
+This module and everything it imports must stay light: no sqlalchemy, no numpy (until an .npy
+file is read), so a job starts in well under half a second.  ``tests/butler/test_limited_butler.py``
+checks that in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from ._dataset_type import DatasetRef, DatasetType
+from ._dimensions import DimensionUniverse
+from ._exceptions import DatasetFileMissingError, DatasetNotFoundError, MissingDatasetTypeError
+from ._stored_file_info import StoredFileInfo
+from .datastore import DEFAULT_TEMPLATE, FileDatastore
+
+__all__ = ["QuantumBackedButler"]
+
+
+class QuantumBackedButler:
+    """Read inputs and write outputs of quanta through given references and datastore records.
+
+    ``dataset_types`` are those of the graph; a put of any other dataset type, or of one whose
+    definition differs from the graph's, is refused, since the merge job could not register it.
+    ``records`` are not modified: the butler keeps its own copy, to which puts are added so a
+    later quantum in the same job can read what an earlier one wrote.
+    """
+
+    def __init__(
+        self,
+        root: Path | str,
+        universe: DimensionUniverse,
+        dataset_types: Mapping[str, DatasetType],
+        records: Mapping[uuid.UUID, StoredFileInfo],
+        template: str = DEFAULT_TEMPLATE,
+    ) -> None:
+        self.universe = universe
+        self.dataset_types: Mapping[str, DatasetType] = dataset_types
+        self.datastore = FileDatastore(root, template)
+        self.root = self.datastore.root
+        self._records: dict[uuid.UUID, StoredFileInfo] = dict(records)
+        self._written: dict[uuid.UUID, StoredFileInfo] = {}
+
+    def __repr__(self) -> str:
+        return f"QuantumBackedButler({str(self.root)!r})"
+
+    @property
+    def written(self) -> Mapping[uuid.UUID, StoredFileInfo]:
+        """Records of the datasets put through this butler, in the order they were put."""
+        return self._written
+
+    def _info(self, ref: DatasetRef) -> StoredFileInfo | None:
+        info = self._records.get(ref.id)
+        if info is None:
+            info = self.datastore.info_for_existing(ref)
+        return info
+
+    def get(self, ref: DatasetRef) -> object:
+        """Read ``ref``, from its record if it has one, else from the file at its predicted path.
+
+        DatasetNotFoundError if there is neither; DatasetFileMissingError if a record names a file
+        that is gone.
+        """
+        info = self._info(ref)
+        if info is None:
+            raise DatasetNotFoundError(
+                f"dataset {ref} has no datastore record and no file at its predicted path "
+                f"{self.datastore.predict_path(ref)} under {self.root}; was the quantum that "
+                "produces it run, and did it succeed?"
+            )
+        try:
+            return self.datastore.read(info, ref.dataset_type.storage_class)
+        except DatasetFileMissingError as exc:
+            raise DatasetFileMissingError(
+                f"dataset {ref} has a datastore record but its file is missing: "
+                f"{self.datastore.abspath(info)}"
+            ) from exc
+
+    def put(self, obj: object, ref: DatasetRef) -> StoredFileInfo:
+        """Write ``obj`` as ``ref`` (a predicted output) and return its datastore record."""
+        known = self.dataset_types.get(ref.dataset_type.name)
+        if known is None:
+            raise MissingDatasetTypeError(
+                f"dataset type {ref.dataset_type.name} is not one of this graph's dataset types "
+                f"({', '.join(sorted(self.dataset_types)) or 'none'}); cannot put {ref}"
+            )
+        known.check_compatible(ref.dataset_type)
+        info = self.datastore.write(obj, ref)
+        self._records[ref.id] = info
+        self._written[ref.id] = info
+        return info
+
+    def exists(self, ref: DatasetRef) -> bool:
+        """Whether ``ref``'s file is there, by its record or at its predicted path."""
+        info = self._records.get(ref.id)
+        if info is not None:
+            return self.datastore.exists(info)
+        return self.datastore.info_for_existing(ref) is not None

@@ -1,0 +1,102 @@
+"""``butler.yaml``: the one configuration file of a repository, as a typed, versioned model.
+
+The file says where the registry database is and how the datastore lays out files.  It is read
+once when a Butler opens and validated then, so a broken or foreign file is a clear
+RepositoryError at open time rather than a KeyError somewhere later.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ._exceptions import RepositoryError
+
+CONFIG_NAME = "butler.yaml"
+REGISTRY_FILE = "registry.sqlite3"
+#: Version of the butler.yaml layout; a repository with another version is refused.
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class RepoConfig:
+    """Contents of ``butler.yaml``."""
+
+    db: str
+    """SQLAlchemy URL of the registry database (SQLite or PostgreSQL)."""
+    datastore_root: str = "."
+    """Datastore root, relative to the repository directory unless absolute."""
+    template: str | None = None
+    """File template; None means the datastore's default."""
+
+    def to_dict(self) -> dict[str, Any]:
+        datastore: dict[str, Any] = {"root": self.datastore_root}
+        if self.template is not None:
+            datastore["template"] = self.template
+        return {"version": CONFIG_VERSION, "registry": {"db": self.db}, "datastore": datastore}
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> RepoConfig:
+        if not isinstance(data, dict):
+            raise RepositoryError(f"{source} is not a butler repository configuration (expected a mapping)")
+        version = data.get("version")
+        if version != CONFIG_VERSION:
+            raise RepositoryError(
+                f"{source} has configuration version {version!r}; "
+                f"this software reads version {CONFIG_VERSION}"
+            )
+        registry = data.get("registry")
+        if not isinstance(registry, dict) or not isinstance(registry.get("db"), str):
+            raise RepositoryError(f"{source} lacks registry.db (the registry database URL)")
+        datastore = data.get("datastore") or {}
+        if not isinstance(datastore, dict):
+            raise RepositoryError(f"{source}: 'datastore' must be a mapping")
+        root = datastore.get("root", ".")
+        template = datastore.get("template")
+        if not isinstance(root, str) or (template is not None and not isinstance(template, str)):
+            raise RepositoryError(f"{source}: datastore.root and datastore.template must be strings")
+        return cls(db=registry["db"], datastore_root=root, template=template)
+
+    @classmethod
+    def read(cls, repo: Path) -> RepoConfig:
+        path = repo / CONFIG_NAME
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise RepositoryError(f"no butler repository at {repo} ({CONFIG_NAME} not found)") from None
+        except OSError as err:
+            raise RepositoryError(f"cannot read {path}: {err.strerror}") from err
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise RepositoryError(f"{path} is not valid YAML: {err}") from err
+        return cls.from_dict(data, str(path))
+
+    def write(self, repo: Path) -> None:
+        """Write atomically, so a concurrent reader never sees half a file."""
+        fd, tmp = tempfile.mkstemp(prefix=".butler-", suffix=".yaml", dir=repo)
+        try:
+            with os.fdopen(fd, "w") as stream:
+                yaml.safe_dump(self.to_dict(), stream, sort_keys=False)
+            os.replace(tmp, repo / CONFIG_NAME)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def resolved_db(self, repo: Path) -> str:
+        """The database URL, with a relative SQLite path taken relative to the repository."""
+        prefix = "sqlite:///"
+        if self.db.startswith(prefix) and not self.db.startswith(prefix + "/"):
+            rest = self.db[len(prefix) :]
+            if rest and rest != ":memory:":
+                return f"{prefix}{(repo / rest).absolute()}"
+        return self.db
+
+    def resolved_root(self, repo: Path) -> Path:
+        root = Path(self.datastore_root)
+        return root if root.is_absolute() else (repo / root).absolute()

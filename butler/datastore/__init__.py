@@ -1,0 +1,35 @@
+"""Datastores: where dataset bytes live (see :class:`FileDatastore`).
+
+:class:`DatastoreRecordStore` needs sqlalchemy, which batch jobs must never import, so it is
+lifted lazily: ``from butler.datastore import FileDatastore`` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ._file_datastore import DEFAULT_TEMPLATE, FileDatastore, TransferMode
+from ._template import FileTemplate
+
+if TYPE_CHECKING:
+    from ._record_store import RECORDS_TABLE, DatastoreRecordStore, make_records_table
+
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "RECORDS_TABLE",
+    "DatastoreRecordStore",
+    "FileDatastore",
+    "FileTemplate",
+    "TransferMode",
+    "make_records_table",
+]
+
+_LAZY = frozenset({"DatastoreRecordStore", "RECORDS_TABLE", "make_records_table"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from . import _record_store
+
+        return getattr(_record_store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,257 @@
+"""A datastore of plain files under one root directory.
+
+The datastore decides where a dataset's bytes go and how they are encoded; it never decides what
+a dataset means.  Its only output is a :class:`StoredFileInfo` per dataset, which the Butler keeps
+in the database (:mod:`._record_store`) and the QuantumGraph carries to batch jobs.
+
+Writes are atomic: the formatter writes to a hidden temporary name in the target directory and
+the file is then renamed over the final name with ``os.replace``, so a reader (or the merge job
+scanning for outputs) sees either no file or a complete one -- never a partial file.  The
+temporary name is ``.tmp-<dataset id>-<pid>-<n>``, so leftovers from a killed job are easy to spot
+and cannot collide with dataset files.  This gives atomic visibility, not durability across a
+power cut (no ``fsync``, which would cost milliseconds per write).
+
+This module is on the batch-job import path: no sqlalchemy, no numpy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import stat
+from pathlib import Path
+from typing import Literal, get_args
+
+from .._dataset_type import DatasetRef
+from .._exceptions import DatasetFileMissingError, DatastoreError, StorageClassError
+from .._storage_class import StorageClass, check_object, get_storage_class
+from .._stored_file_info import StoredFileInfo
+from ..formatters import Formatter, get_formatter
+from ._paths import path_problem
+from ._template import DEFAULT_TEMPLATE, FileTemplate
+
+__all__ = ["DEFAULT_TEMPLATE", "FileDatastore", "TransferMode"]
+
+TransferMode = Literal["copy", "symlink", "direct"]
+_TRANSFER_MODES: tuple[str, ...] = get_args(TransferMode)
+
+
+class FileDatastore:
+    """Dataset files under ``root``, laid out by a file ``template``.
+
+    Paths in the records it returns are relative to ``root`` (so a repository can be moved),
+    except for files ingested with ``transfer="direct"``, which stay where they are and are
+    recorded by absolute path.  Such files belong to whoever put them there: :meth:`remove`
+    leaves them alone.
+
+    One instance may be used from several threads; directory creation is idempotent and each
+    write uses its own temporary name.
+    """
+
+    def __init__(self, root: Path | str, template: str = DEFAULT_TEMPLATE) -> None:
+        self.root = Path(root).absolute()
+        self.template = FileTemplate(template)
+        self._root = str(self.root)
+        # Directories known to exist, so a write costs no mkdir/stat in the common case.
+        self._known_dirs: set[str] = set()
+        self._resolved: dict[str, tuple[StorageClass, Formatter]] = {}
+        self._tmp_counter = itertools.count()
+
+    def __repr__(self) -> str:
+        return f"FileDatastore({self._root!r}, template={self.template.text!r})"
+
+    # -- looking things up ---------------------------------------------------------------------
+
+    def _storage(self, storage_class: str) -> tuple[StorageClass, Formatter]:
+        """The storage class and its default formatter, looked up once per name."""
+        found = self._resolved.get(storage_class)
+        if found is None:
+            sc = get_storage_class(storage_class)
+            found = self._resolved[storage_class] = (sc, get_formatter(sc.default_formatter))
+        return found
+
+    def predict_path(self, ref: DatasetRef) -> str:
+        """The path, relative to the root, that ``ref``'s file has or would have.
+
+        Raises DatastorePathError if the run, dataset type or data ID cannot form a path inside
+        the root (see :mod:`._paths` for what is refused and what is escaped).
+        """
+        _, formatter = self._storage(ref.dataset_type.storage_class)
+        return self.template.format(ref, formatter.extension)
+
+    def abspath(self, info: StoredFileInfo) -> Path:
+        """The absolute location of the file described by ``info``."""
+        return Path(self._abspath(info))
+
+    def _abspath(self, info: StoredFileInfo) -> str:
+        path = info.path
+        if path.startswith("/"):
+            return path  # ingested with transfer="direct"
+        reason = path_problem(path)
+        if reason is not None:
+            raise DatastoreError(
+                f"datastore record for dataset {info.dataset_id} has an unusable path {path!r}: {reason}"
+            )
+        return f"{self._root}/{path}"
+
+    def _ensure_dir(self, directory: str) -> None:
+        if directory not in self._known_dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._known_dirs.add(directory)
+
+    def _temp_name(self, directory: str, ref: DatasetRef) -> str:
+        return f"{directory}/.tmp-{ref.id.hex}-{os.getpid()}-{next(self._tmp_counter)}"
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def write(self, obj: object, ref: DatasetRef) -> StoredFileInfo:
+        """Write ``obj`` as ``ref``'s file, atomically, replacing any file already at that path.
+
+        The object is checked against the dataset type's storage class first, so a wrong type
+        never reaches the disk.  Replacing is deliberate: a leftover from a failed attempt (a
+        retried batch job) must not block the new one, and the registry already guarantees that
+        no two datasets share a path.
+        """
+        sc, formatter = self._storage(ref.dataset_type.storage_class)
+        if not sc.is_instance(obj):
+            check_object(sc, obj, ref.dataset_type.name)
+        rel = self.template.format(ref, formatter.extension)
+        path = f"{self._root}/{rel}"
+        directory = path.rpartition("/")[0]
+        self._ensure_dir(directory)
+        tmp = self._temp_name(directory, ref)
+        try:
+            try:
+                formatter.write(obj, tmp)
+            except FileNotFoundError:
+                if os.path.isdir(directory):
+                    raise
+                # Someone removed the directory since we created it; forget it and try once more.
+                self._known_dirs.discard(directory)
+                self._ensure_dir(directory)
+                formatter.write(obj, tmp)
+            size = os.stat(tmp).st_size
+            os.replace(tmp, path)
+        except BaseException as exc:
+            _discard(tmp)
+            if isinstance(exc, StorageClassError):
+                raise StorageClassError(f"cannot write dataset {ref}: {exc}") from exc
+            raise
+        return StoredFileInfo(ref.id, rel, formatter.name, sc.name, size)
+
+    def ingest(self, src: Path | str, ref: DatasetRef, transfer: TransferMode) -> StoredFileInfo:
+        """Make the existing file ``src`` the file of ``ref``.
+
+        ``copy`` copies it to the predicted path, ``symlink`` puts a symbolic link to it there
+        (both atomically, like :meth:`write`); ``direct`` records ``src`` where it is, by absolute
+        path, without touching it.  The file must already be in the storage class's format, as
+        judged by its suffix (``.yaml``/``.yml``, ``.json``, ``.npy``); its contents are not read.
+        """
+        if transfer not in _TRANSFER_MODES:
+            raise DatastoreError(
+                f"unknown transfer mode {transfer!r}; choose one of: {', '.join(_TRANSFER_MODES)}"
+            )
+        sc, formatter = self._storage(ref.dataset_type.storage_class)
+        source = Path(src).absolute()
+        try:
+            src_stat = source.stat()
+        except OSError as exc:
+            raise DatastoreError(f"cannot ingest {source} as dataset {ref}: {exc.strerror}") from exc
+        if not stat.S_ISREG(src_stat.st_mode):
+            raise DatastoreError(f"cannot ingest {source} as dataset {ref}: it is not a regular file")
+        if not formatter.can_read_suffix(source.suffix):
+            raise DatastoreError(
+                f"cannot ingest {source} as dataset {ref}: storage class {sc.name} is stored as "
+                f"{formatter.name} ({formatter.extension}) files, but this file's suffix is "
+                f"{source.suffix or 'empty'}"
+            )
+        if transfer == "direct":
+            return StoredFileInfo(ref.id, str(source), formatter.name, sc.name, src_stat.st_size)
+        rel = self.template.format(ref, formatter.extension)
+        path = f"{self._root}/{rel}"
+        directory = path.rpartition("/")[0]
+        self._ensure_dir(directory)
+        tmp = self._temp_name(directory, ref)
+        try:
+            if transfer == "copy":
+                shutil.copyfile(source, tmp)
+            else:
+                os.symlink(source.resolve(), tmp)
+            os.replace(tmp, path)
+        except BaseException:
+            _discard(tmp)
+            raise
+        return StoredFileInfo(ref.id, rel, formatter.name, sc.name, src_stat.st_size)
+
+    # -- reading and checking ------------------------------------------------------------------
+
+    def read(self, info: StoredFileInfo, storage_class: str | None = None) -> object:
+        """Read the dataset described by ``info``.
+
+        If ``storage_class`` is given and differs from the one the file was written with, the
+        object read is checked against it (a dict written as ``StructuredDataDict`` may be read
+        as ``TaskConfig``, but not as ``NumpyArray``).  A missing file is
+        DatasetFileMissingError naming the dataset and the path.
+        """
+        formatter = get_formatter(info.formatter)
+        path = self._abspath(info)
+        try:
+            obj = formatter.read(path)
+        except FileNotFoundError as exc:
+            raise DatasetFileMissingError(
+                f"the file of dataset {info.dataset_id} (storage class {info.storage_class}) is missing: "
+                f"{path}"
+            ) from exc
+        if storage_class is not None and storage_class != info.storage_class:
+            wanted = get_storage_class(storage_class)
+            if not wanted.is_instance(obj):
+                raise StorageClassError(
+                    f"dataset {info.dataset_id} was stored as {info.storage_class} and cannot be read as "
+                    f"storage class {wanted.name}: that holds {wanted.pytype_name} objects, but {path} "
+                    f"holds a {type(obj).__name__}"
+                )
+        return obj
+
+    def exists(self, info: StoredFileInfo) -> bool:
+        """Whether the file described by ``info`` is there (a dangling symlink is not)."""
+        return os.path.exists(self._abspath(info))
+
+    def info_for_existing(self, ref: DatasetRef) -> StoredFileInfo | None:
+        """The record a regular file at ``ref``'s predicted path would have, or None if there is none.
+
+        This is how outputs written by batch jobs, which have no records yet, are found.
+        """
+        sc, formatter = self._storage(ref.dataset_type.storage_class)
+        rel = self.template.format(ref, formatter.extension)
+        try:
+            st = os.stat(f"{self._root}/{rel}")
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        return StoredFileInfo(ref.id, rel, formatter.name, sc.name, st.st_size)
+
+    # -- removing ------------------------------------------------------------------------------
+
+    def remove(self, info: StoredFileInfo) -> None:
+        """Delete the file described by ``info``; a file already gone is not an error.
+
+        Files ingested with ``transfer="direct"`` (absolute paths) are not the datastore's to
+        delete and are left in place.  Directories are left too: another writer may be about to
+        use them.
+        """
+        if info.path.startswith("/"):
+            return
+        try:
+            os.unlink(self._abspath(info))
+        except FileNotFoundError:
+            pass
+
+
+def _discard(path: str) -> None:
+    """Remove a temporary file if it was created; used on the way out of a failed write."""
+    try:
+        os.unlink(path)
+    except OSError:  # never created, or cannot be removed: the original error matters more
+        pass

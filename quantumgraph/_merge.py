@@ -1,0 +1,118 @@
+"""The final merge job (``butler transfer-from-graph``): register what the jobs actually wrote.
+
+Jobs write outputs straight to the datastore and never touch the registry.  This step reads the
+graph's predicted outputs, keeps those whose files exist, and in ONE registry transaction
+registers the dataset types, the output run, those datasets (with the UUIDs the graph assigned)
+and their datastore records, then puts the run at the front of the output CHAINED collection.
+Datasets already registered are skipped, so running it twice changes nothing the second time.
+It runs whether the workflow succeeded or not: whatever exists is merged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from butler._dataset_type import DatasetRef
+from butler._exceptions import MissingDatasetTypeError
+from butler._stored_file_info import StoredFileInfo
+
+from ._model import GraphHeader
+
+if TYPE_CHECKING:
+    from butler import Butler
+
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """Counts a user checks after a merge."""
+
+    predicted: int
+    """Outputs the graph predicted (init outputs included)."""
+    found: int
+    """Of those, how many have a file in the datastore."""
+    registered: int
+    """How many were newly registered by this call (0 on a repeat)."""
+    output_run: str
+    output: str | None
+
+    @property
+    def missing(self) -> int:
+        return self.predicted - self.found
+
+
+def _predicted_refs(graph_path: Path) -> tuple[GraphHeader, list[DatasetRef]]:
+    from ._file import GraphReader
+
+    with GraphReader(graph_path) as reader:
+        header = reader.header
+        refs: list[DatasetRef] = [ref for refs in header.init_outputs.values() for ref in refs]
+        for quantum in reader.iter_quanta():
+            for out in quantum.outputs.values():
+                refs.extend(out)
+    return header, refs
+
+
+def transfer_from_graph(
+    graph_path: str | Path,
+    butler: Butler,
+    *,
+    register_dataset_types: bool = True,
+    update_output_chain: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> MergeResult:
+    """Register the graph's outputs that exist in ``butler``'s datastore; idempotent."""
+    header, refs = _predicted_refs(Path(graph_path))
+    found: list[tuple[DatasetRef, StoredFileInfo]] = []
+    datastore = butler.datastore
+    for ref in refs:
+        info = datastore.info_for_existing(ref)
+        if info is not None:
+            found.append((ref, info))
+        if progress is not None:
+            progress(1)
+    registry = butler.registry
+    with registry.transaction():
+        for dt in header.dataset_types.values():
+            if register_dataset_types:
+                registry.register_dataset_type(dt)
+            else:
+                try:
+                    registry.get_dataset_type(dt.name).check_compatible(dt)
+                except MissingDatasetTypeError as exc:
+                    raise MissingDatasetTypeError(
+                        f"{exc} (pass --register-dataset-types to register the graph's dataset types)"
+                    ) from exc
+        registry.register_run(header.output_run)
+        inserted = registry.import_datasets([ref for ref, _ in found])
+        butler.insert_datastore_records([info for _, info in found])
+        if update_output_chain and header.output:
+            _update_chain(butler, header)
+    _log.info(
+        "merged %d of %d predicted outputs into %s (%d newly registered)",
+        len(found),
+        len(refs),
+        header.output_run,
+        len(inserted),
+    )
+    return MergeResult(len(refs), len(found), len(inserted), header.output_run, header.output)
+
+
+def _update_chain(butler: Butler, header: GraphHeader) -> None:
+    """Put the output run first in the output chain, creating the chain over the inputs if new."""
+    registry = butler.registry
+    assert header.output is not None
+    existing = dict(registry.query_collections())
+    if header.output in existing:
+        children = list(registry.get_chain(header.output))
+        if header.output_run in children:
+            return
+        registry.register_chain(header.output, [header.output_run, *children])
+    else:
+        inputs = [c for c in header.input_collections if c != header.output]
+        registry.register_chain(header.output, [header.output_run, *inputs])

@@ -1,0 +1,121 @@
+"""The in-memory QuantumGraph: the plan of every unit of work with exact inputs and outputs.
+
+These classes are what the builder produces, what the graph file stores and what executors and
+BPS read.  They hold butler types (:class:`DatasetRef`, :class:`StoredFileInfo`) but no
+registry or datastore objects, so loading a graph never opens a database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from butler._dataset_type import DatasetRef, DatasetType
+from butler._dimensions import DataCoordinate
+from butler._stored_file_info import StoredFileInfo
+
+ConnectionKind = Literal["input", "output", "init_output"]
+
+#: Major version of the QuantumGraph file format; readers refuse files with another major.
+FORMAT_MAJOR = 1
+FORMAT_MINOR = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionInfo:
+    """One resolved connection of a task: its Python attribute name and dataset type."""
+
+    name: str
+    dataset_type: str
+    kind: ConnectionKind
+    multiple: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskInfo:
+    """What the graph records about one task: enough to import, configure and run it."""
+
+    label: str
+    task_class: str
+    """Dotted path ``module.Class``."""
+    config: Mapping[str, Any]
+    """Fully resolved config values (defaults with pipeline overrides applied)."""
+    dimensions: tuple[str, ...]
+    connections: tuple[ConnectionInfo, ...]
+
+
+@dataclass(slots=True)
+class GraphHeader:
+    """Everything about a graph except its quanta: written first, read by every job."""
+
+    tasks: dict[str, TaskInfo]
+    dataset_types: dict[str, DatasetType]
+    universe_config: dict[str, Any]
+    input_collections: tuple[str, ...]
+    output_run: str
+    output: str | None
+    """Name of the output CHAINED collection, if the graph was built with one."""
+    init_outputs: dict[str, list[DatasetRef]] = field(default_factory=dict)
+    """Per task label, datasets written once before any quantum (e.g. ``{label}_config``)."""
+    pipeline_yaml: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """Creation time, user, host, command line, data query, counts; free-form but small."""
+    id_prefix: int = 0
+    """Upper 64 bits shared by the IDs this graph assigned (see :mod:`quantumgraph._ids`)."""
+
+
+@dataclass(slots=True)
+class Quantum:
+    """One unit of work: a task run once on one data ID with exact inputs and outputs."""
+
+    id: uuid.UUID
+    task_label: str
+    data_id: DataCoordinate
+    inputs: dict[str, list[DatasetRef]]
+    """Connection name -> input references (a one-element list unless ``multiple``)."""
+    outputs: dict[str, list[DatasetRef]]
+    """Connection name -> predicted output references with their UUIDs."""
+
+    def input_refs(self) -> Iterator[DatasetRef]:
+        for refs in self.inputs.values():
+            yield from refs
+
+    def output_refs(self) -> Iterator[DatasetRef]:
+        for refs in self.outputs.values():
+            yield from refs
+
+
+@dataclass(slots=True)
+class QuantumGraph:
+    """A whole graph in memory.  ``quanta`` are in a dependency-respecting (topological) order.
+
+    ``datastore_records`` holds the records of every input that already exists in the repository
+    (overall inputs), keyed by dataset ID; predicted outputs have none until a job writes them.
+    """
+
+    header: GraphHeader
+    quanta: list[Quantum]
+    datastore_records: dict[uuid.UUID, StoredFileInfo]
+
+    def __len__(self) -> int:
+        return len(self.quanta)
+
+    def producers(self) -> dict[uuid.UUID, uuid.UUID]:
+        """Dataset ID -> ID of the quantum in this graph that produces it."""
+        return {ref.id: q.id for q in self.quanta for ref in q.output_refs()}
+
+    def dependencies(self) -> dict[uuid.UUID, set[uuid.UUID]]:
+        """Quantum ID -> IDs of the quanta whose outputs it reads."""
+        producers = self.producers()
+        deps: dict[uuid.UUID, set[uuid.UUID]] = {}
+        for q in self.quanta:
+            deps[q.id] = {producers[r.id] for r in q.input_refs() if r.id in producers}
+        return deps
+
+    def quanta_by_task(self) -> dict[str, list[Quantum]]:
+        out: dict[str, list[Quantum]] = {label: [] for label in self.header.tasks}
+        for q in self.quanta:
+            out[q.task_label].append(q)
+        return out

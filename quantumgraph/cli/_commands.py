@@ -1,0 +1,171 @@
+"""Bodies of the ``pipetask`` commands: typed functions over library calls, no click here.
+
+Keeping them free of click lets tests and other layers (bps) call them directly, and keeps each
+click command a thin wrapper.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+import sys
+import tempfile
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from .._errors import GraphBuildError
+from .._model import QuantumGraph
+
+if TYPE_CHECKING:
+    from .._merge import MergeResult
+
+_log = logging.getLogger("quantumgraph.cli")
+
+
+def default_output_run(output: str) -> str:
+    """``{output}/{UTC timestamp}``: a new RUN for every execution, so reruns never collide."""
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{output}/{stamp}"
+
+
+def split_collections(values: Sequence[str]) -> list[str]:
+    """Accept ``-i a,b -i c`` as [a, b, c]."""
+    out: list[str] = []
+    for v in values:
+        out.extend(part.strip() for part in v.split(",") if part.strip())
+    return out
+
+
+def build_graph(
+    repo: str,
+    inputs: Sequence[str],
+    output: str | None,
+    output_run: str | None,
+    pipeline_path: str,
+    where: str | None,
+) -> QuantumGraph:
+    """Open the repository read-only and build the graph for the given pipeline and query."""
+    from butler import Butler
+
+    from .._builder import build_quantum_graph
+    from .._pipeline import Pipeline
+
+    pipeline = Pipeline.from_file(pipeline_path)
+    butler = Butler(repo, writeable=False)
+    collections = split_collections(inputs)
+    if not collections and output:
+        # Like LSST: with no -i, an existing output chain supplies the inputs.
+        existing = dict(butler.registry.query_collections())
+        if existing.get(output) == "CHAINED":
+            collections = list(butler.registry.get_chain(output))
+    if output_run is None:
+        if output is None:
+            raise GraphBuildError("give -o/--output (a CHAINED collection) or --output-run")
+        output_run = default_output_run(output)
+    return build_quantum_graph(
+        butler, pipeline, input_collections=collections, output_run=output_run, output=output, where=where
+    )
+
+
+def show_graph(graph: QuantumGraph, what: str, out: TextIO = sys.stdout) -> None:
+    """Print a graph summary (quanta per task) or one line per quantum."""
+    if what == "summary":
+        by_task = graph.quanta_by_task()
+        width = max([len(label) for label in by_task] + [4])
+        print(f"{'task':<{width}}  quanta", file=out)
+        for label, quanta in by_task.items():
+            print(f"{label:<{width}}  {len(quanta)}", file=out)
+        print(f"{'total':<{width}}  {len(graph)}", file=out)
+        h = graph.header
+        print(
+            f"output run: {h.output_run}" + (f"   output collection: {h.output}" if h.output else ""),
+            file=out,
+        )
+    elif what == "quanta":
+        for q in graph.quanta:
+            print(f"{q.id}  {q.task_label}  {q.data_id}", file=out)
+    else:
+        raise ValueError(f"unknown --show value {what!r}; use summary or quanta")
+
+
+def load_graph(path: str) -> QuantumGraph:
+    from .._file import GraphReader
+
+    with GraphReader(path) as reader:
+        return reader.read_all()
+
+
+def save_graph(graph: QuantumGraph, path: str | Path) -> int:
+    from .._file import write_graph
+
+    return write_graph(path, graph)
+
+
+def run_graph(
+    repo: str, graph: QuantumGraph, graph_path: str | None, jobs: int, progress: bool
+) -> tuple[int, int, int, MergeResult]:
+    """Execute locally then merge; returns (succeeded, failed, pruned, merge result)."""
+    from butler import Butler
+    from butler.progress import progress_bar
+
+    from .._local_run import run_graph_locally
+    from .._merge import transfer_from_graph
+
+    tmpdir = None
+    if graph_path is None:
+        tmpdir = tempfile.TemporaryDirectory(prefix="pipetask-")
+        graph_path = str(Path(tmpdir.name) / "graph.qgraph")
+        save_graph(graph, graph_path)
+    try:
+        with progress_bar(len(graph), "Running quanta", enabled=progress) as bar:
+            summary = run_graph_locally(graph, Path(repo), jobs=jobs, progress=bar)
+        butler = Butler(repo)
+        result = transfer_from_graph(graph_path, butler)
+    finally:
+        if tmpdir is not None:
+            tmpdir.cleanup()
+    return len(summary.succeeded), len(summary.failed), len(summary.pruned), result
+
+
+def pre_exec_init_qbb(repo: str, graph_path: str) -> int:
+    """Write every task's init outputs (configs) into the datastore; no registry access."""
+    from .._execution import write_init_outputs
+    from .._file import GraphReader
+    from .._qbb import make_limited_butler
+
+    with GraphReader(graph_path) as reader:
+        header = reader.header
+        butler = make_limited_butler(Path(repo), header, {})
+        return write_init_outputs(header.tasks, header.init_outputs, butler)
+
+
+def run_qbb(repo: str, graph_path: str, node_ids: Sequence[str]) -> tuple[int, list[str]]:
+    """Run the given quanta (all, in file order, when none given); returns (done, error lines)."""
+    from .._execution import TaskFactory, execute_quantum
+    from .._file import GraphReader
+    from .._qbb import make_limited_butler
+
+    errors: list[str] = []
+    done = 0
+    with GraphReader(graph_path) as reader:
+        header = reader.header
+        if node_ids:
+            try:
+                ids = [uuid.UUID(n) for n in node_ids]
+            except ValueError as exc:
+                raise GraphBuildError(f"--qgraph-node-id must be a UUID: {exc}") from None
+        else:
+            ids = reader.quantum_ids()
+        tasks = TaskFactory(header.tasks)
+        for qid in ids:
+            quantum, records = reader.read_quantum(qid)
+            butler = make_limited_butler(Path(repo), header, records)
+            try:
+                execute_quantum(tasks.get(quantum.task_label), quantum, butler)
+                done += 1
+            except Exception as exc:
+                _log.debug("quantum %s failed", qid, exc_info=True)
+                errors.append(str(exc))
+    return done, errors

@@ -1,0 +1,205 @@
+"""Click wiring for ``pipetask``: each command is a thin typed wrapper over ``_commands``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from butler.cli_support import error_boundary, log_level_option, progress_option, register_user_errors
+
+from .._errors import QuantumGraphError
+from . import _commands as cmd
+
+register_user_errors(QuantumGraphError)
+
+_repo_option = click.option(
+    "-b", "--butler-config", "repo", required=True, metavar="REPO", help="Path to the butler repository."
+)
+_inputs_option = click.option(
+    "-i",
+    "--input",
+    "inputs",
+    multiple=True,
+    metavar="COLLECTION",
+    help="Input collections to search, in order (repeat or comma-separate). Defaults to the "
+    "existing --output chain's contents.",
+)
+_output_option = click.option(
+    "-o",
+    "--output",
+    metavar="COLLECTION",
+    help="Output CHAINED collection; the new run is put at its front after execution.",
+)
+_output_run_option = click.option(
+    "--output-run", metavar="RUN", help="Output RUN collection (default: OUTPUT/<UTC timestamp>)."
+)
+_pipeline_option = click.option("-p", "--pipeline", metavar="PIPELINE.yaml", help="Pipeline YAML file.")
+_query_option = click.option(
+    "-d",
+    "--data-query",
+    "where",
+    metavar="EXPR",
+    help='Data query, e.g. "exposure IN (1, 2) AND detector < 4" or "band = \'r\'".',
+)
+_qgraph_option = click.option(
+    "-g", "--qgraph", metavar="FILE", help="Use this saved QuantumGraph instead of building one."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@log_level_option
+@progress_option
+def main(progress: bool) -> None:
+    """Build and run QuantumGraphs.
+
+    \b
+    Laptop workflow:
+      pipetask qgraph -b REPO -i DemoCam/defaults -o u/me/demo -p pipeline.yaml --save-qgraph g.qgraph
+      pipetask qgraph --qgraph g.qgraph --show summary
+      pipetask run -b REPO -i DemoCam/defaults -o u/me/demo -p pipeline.yaml -j 2
+    Inside batch jobs (bps writes these for you):
+      pipetask pre-exec-init-qbb REPO GRAPH
+      pipetask run-qbb REPO GRAPH --qgraph-node-id ID
+    """
+
+
+def _obtain_graph(
+    repo: str | None,
+    inputs: tuple[str, ...],
+    output: str | None,
+    output_run: str | None,
+    pipeline: str | None,
+    where: str | None,
+    qgraph: str | None,
+) -> cmd.QuantumGraph:
+    if qgraph:
+        return cmd.load_graph(qgraph)
+    if not repo or not pipeline:
+        raise click.UsageError("give either --qgraph FILE, or -b REPO and -p PIPELINE to build a graph")
+    return cmd.build_graph(repo, inputs, output, output_run, pipeline, where)
+
+
+@main.command()
+@click.option("-b", "--butler-config", "repo", metavar="REPO", help="Path to the butler repository.")
+@_inputs_option
+@_output_option
+@_output_run_option
+@_pipeline_option
+@_query_option
+@_qgraph_option
+@click.option("--save-qgraph", metavar="FILE", help="Write the graph to FILE.")
+@click.option(
+    "--show",
+    "show",
+    type=click.Choice(["summary", "quanta"]),
+    multiple=True,
+    help="Print a summary (quanta per task) or one line per quantum (id, task, data ID).",
+)
+@error_boundary
+def qgraph(
+    repo: str | None,
+    inputs: tuple[str, ...],
+    output: str | None,
+    output_run: str | None,
+    pipeline: str | None,
+    where: str | None,
+    qgraph: str | None,
+    save_qgraph: str | None,
+    show: tuple[str, ...],
+) -> None:
+    """Build a QuantumGraph (or load one with --qgraph), then save and/or show it."""
+    graph = _obtain_graph(repo, inputs, output, output_run, pipeline, where, qgraph)
+    if save_qgraph:
+        size = cmd.save_graph(graph, save_qgraph)
+        click.echo(f"Saved {len(graph)} quanta to {save_qgraph} ({size:,} bytes)", err=True)
+    for what in show:
+        cmd.show_graph(graph, what)
+    if not save_qgraph and not show:
+        cmd.show_graph(graph, "summary")
+
+
+@main.command()
+@_repo_option
+@_inputs_option
+@_output_option
+@_output_run_option
+@_pipeline_option
+@_query_option
+@_qgraph_option
+@click.option("--save-qgraph", metavar="FILE", help="Also write the graph to FILE.")
+@click.option(
+    "-j",
+    "--processes",
+    "jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Number of processes executing quanta in parallel.",
+)
+@click.pass_context
+@error_boundary
+def run(
+    ctx: click.Context,
+    repo: str,
+    inputs: tuple[str, ...],
+    output: str | None,
+    output_run: str | None,
+    pipeline: str | None,
+    where: str | None,
+    qgraph: str | None,
+    save_qgraph: str | None,
+    jobs: int,
+) -> None:
+    """Build a graph (or load one), execute every quantum here, and register the outputs.
+
+    A failed quantum's downstream quanta are skipped; everything else runs and is registered,
+    and the command exits with status 1.
+    """
+    graph = _obtain_graph(repo, inputs, output, output_run, pipeline, where, qgraph)
+    if save_qgraph:
+        cmd.save_graph(graph, save_qgraph)
+    ok, failed, pruned, merged = cmd.run_graph(
+        repo, graph, save_qgraph or qgraph, jobs, bool(ctx.find_root().params.get("progress"))
+    )
+    where_out = merged.output or merged.output_run
+    click.echo(
+        f"{ok} quanta succeeded, {failed} failed, {pruned} not run because of upstream failures; "
+        f"{merged.found} outputs registered in {where_out}"
+    )
+    if failed or pruned:
+        sys.exit(1)
+
+
+@main.command("pre-exec-init-qbb")
+@click.argument("repo")
+@click.argument("graph")
+@error_boundary
+def pre_exec_init_qbb(repo: str, graph: str) -> None:
+    """Write each task's init outputs (its config) before any quantum runs; no registry access."""
+    n = cmd.pre_exec_init_qbb(repo, graph)
+    click.echo(f"wrote {n} init-output dataset(s)", err=True)
+
+
+@main.command("run-qbb")
+@click.argument("repo")
+@click.argument("graph")
+@click.option(
+    "--qgraph-node-id",
+    "node_ids",
+    multiple=True,
+    metavar="ID",
+    help="Quantum to run (repeatable); default: every quantum in the graph, in order.",
+)
+@error_boundary
+def run_qbb(repo: str, graph: str, node_ids: tuple[str, ...]) -> None:
+    """Run quanta from a graph file with a quantum-backed butler (the batch-job entry point).
+
+    Reads inputs and writes outputs through the datastore only; the registry is never opened.
+    Exits with status 1 if any quantum failed.
+    """
+    done, errors = cmd.run_qbb(repo, graph, node_ids)
+    for line in errors:
+        click.echo(f"error: {line}", err=True)
+    if errors:
+        sys.exit(1)

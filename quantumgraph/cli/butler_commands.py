@@ -1,0 +1,98 @@
+"""``butler`` subcommands that quantumgraph provides through the ``skybatch.butler_commands`` entry points.
+
+The butler layer never imports quantumgraph; it finds these by entry-point name.
+"""
+
+from __future__ import annotations
+
+import click
+
+from butler.cli_support import error_boundary, progress_enabled, register_user_errors
+
+from .._errors import QuantumGraphError
+
+register_user_errors(QuantumGraphError)
+
+
+@click.command("transfer-from-graph")
+@click.argument("graph", metavar="GRAPH")
+@click.argument("repo", metavar="REPO")
+@click.option(
+    "--update-output-chain/--no-update-output-chain",
+    default=True,
+    show_default=True,
+    help="Put the graph's output run at the front of its output CHAINED collection "
+    "(creating the chain over the input collections if it does not exist).",
+)
+@click.option(
+    "--register-dataset-types/--no-register-dataset-types",
+    default=True,
+    show_default=True,
+    help="Register the graph's dataset types if they are not registered yet.",
+)
+@error_boundary
+def transfer_from_graph(
+    graph: str, repo: str, update_output_chain: bool, register_dataset_types: bool
+) -> None:
+    """Register the outputs of GRAPH that exist in REPO's datastore (the final merge job).
+
+    Safe to run any number of times and after a partly failed workflow: outputs already
+    registered are skipped and missing ones are reported, not errors.
+
+    \b
+    Example:
+      butler transfer-from-graph submit/u/me/demo/20261126T040000Z/graph.qgraph demo_repo
+    """
+    from butler import Butler
+    from butler.progress import progress_bar
+
+    from .._merge import transfer_from_graph as merge
+
+    butler = Butler(repo)
+    with progress_bar(0, "Checking outputs", enabled=progress_enabled()) as bar:
+        result = merge(
+            graph,
+            butler,
+            register_dataset_types=register_dataset_types,
+            update_output_chain=update_output_chain,
+            progress=bar,
+        )
+    target = f"{result.output} (run {result.output_run})" if result.output else result.output_run
+    click.echo(
+        f"{result.found} of {result.predicted} predicted outputs found; {result.registered} newly registered "
+        f"in {target}; {result.missing} missing"
+    )
+
+
+@click.command("make-demo-repo")
+@click.argument("repo", metavar="REPO")
+@click.option(
+    "--exposures",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Number of exposures (numbered 1..N).",
+)
+@click.option(
+    "--detectors",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Number of detectors per exposure (numbered 0..N-1).",
+)
+@error_boundary
+def make_demo_repo(repo: str, exposures: int, detectors: int) -> None:
+    """Create REPO with the DemoCam instrument and synthetic raw data (the quickstart's first step).
+
+    Raws go to the RUN DemoCam/raw/all; the CHAINED collection DemoCam/defaults points at it.
+    """
+    from butler.progress import progress_bar
+
+    from ..demo.repo import DEFAULTS
+    from ..demo.repo import make_demo_repo as make
+
+    with progress_bar(exposures * detectors, "Writing raws", enabled=progress_enabled()) as bar:
+        make(repo, exposures, detectors, progress=bar)
+    click.echo(
+        f"Created {repo}: {exposures} exposures x {detectors} detectors of raw in collection {DEFAULTS}"
+    )

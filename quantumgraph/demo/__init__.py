@@ -1,0 +1,1 @@
+"""A small synthetic instrument and pipeline for the quickstart, the tests and the benchmarks."""

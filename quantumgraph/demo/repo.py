@@ -1,0 +1,99 @@
+"""Make a demo repository: one instrument, E exposures x D detectors of synthetic ``raw`` data.
+
+The raw value of (exposure e, detector d) is ``100 * e + d`` so that every downstream number in
+the demo pipeline can be predicted: postISR = raw + offset, calexp = postISR * scale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from butler import Butler
+
+INSTRUMENT = "DemoCam"
+RAW_RUN = f"{INSTRUMENT}/raw/all"
+DEFAULTS = f"{INSTRUMENT}/defaults"
+FILTERS = (("g_01", "g"), ("r_03", "r"), ("i_06", "i"))
+DAY_OBS = 20261126
+
+
+def raw_value(exposure: int, detector: int) -> float:
+    """The synthetic raw value the demo stores for one (exposure, detector)."""
+    return float(100 * exposure + detector)
+
+
+def make_demo_repo(
+    path: str | Path, exposures: int = 4, detectors: int = 4, progress: Callable[[int], None] | None = None
+) -> Butler:
+    """Create ``path`` and fill it; returns the Butler.  Refuses a path that already holds a repo.
+
+    Exposures are numbered 1..E and cycle through the g, r, i filters; detectors are 0..D-1.
+    Raws go to the RUN ``DemoCam/raw/all``; the CHAINED collection ``DemoCam/defaults`` points
+    at it and is the input collection the quickstart uses.
+    """
+    from butler import Butler, DatasetType
+
+    butler = Butler.create(path)
+    reg = butler.registry
+    with reg.transaction():
+        reg.insert_dimension_records(
+            "instrument",
+            [
+                {
+                    "name": INSTRUMENT,
+                    "detector_max": detectors,
+                    "visit_max": 10**6,
+                    "class_name": "quantumgraph.demo.DemoCam",
+                }
+            ],
+        )
+        reg.insert_dimension_records("band", [{"name": band} for _, band in FILTERS])
+        reg.insert_dimension_records(
+            "physical_filter", [{"instrument": INSTRUMENT, "name": pf, "band": band} for pf, band in FILTERS]
+        )
+        reg.insert_dimension_records(
+            "detector",
+            [
+                {"instrument": INSTRUMENT, "id": d, "full_name": f"S{d:03d}", "purpose": "SCIENCE"}
+                for d in range(detectors)
+            ],
+        )
+        reg.insert_dimension_records("day_obs", [{"instrument": INSTRUMENT, "id": DAY_OBS}])
+        reg.insert_dimension_records(
+            "exposure",
+            [
+                {
+                    "instrument": INSTRUMENT,
+                    "id": e,
+                    "physical_filter": FILTERS[(e - 1) % len(FILTERS)][0],
+                    "day_obs": DAY_OBS,
+                    "obs_id": f"DC_O_{DAY_OBS}_{e:06d}",
+                    "exposure_time": 15.0 if e % 2 else 30.0,
+                    "observation_type": "science",
+                    "seq_num": e,
+                }
+                for e in range(1, exposures + 1)
+            ],
+        )
+    raw = DatasetType.build(
+        "raw", ("instrument", "exposure", "detector"), "StructuredDataDict", butler.universe
+    )
+    reg.register_dataset_type(raw)
+    reg.register_run(RAW_RUN)
+    for e in range(1, exposures + 1):
+        for d in range(detectors):
+            butler.put(
+                {"value": raw_value(e, d), "exposure": e, "detector": d},
+                raw,
+                run=RAW_RUN,
+                instrument=INSTRUMENT,
+                exposure=e,
+                detector=d,
+            )
+            if progress is not None:
+                progress(1)
+    reg.register_chain(DEFAULTS, [RAW_RUN])
+    return butler

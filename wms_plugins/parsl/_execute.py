@@ -1,0 +1,143 @@
+"""What runs inside a Parsl worker for each job: one command line as a subprocess.
+
+This module is imported by workers (threads in the submitting process, or HighThroughputExecutor
+worker processes), so it uses only the standard library and everything passed in is a plain,
+picklable value.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Set while a run is being cancelled: queued jobs return at once instead of starting.
+CANCELLED = threading.Event()
+_RUNNING: set[subprocess.Popen[bytes]] = set()
+_RUNNING_LOCK = threading.Lock()
+#: Exit code recorded when the program cannot be started at all (as a shell would report it).
+EXIT_NOT_FOUND = 127
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """Everything a worker needs to run one job (and the retry policy the submit side reads)."""
+
+    name: str
+    argv: tuple[str, ...]
+    cwd: str
+    stdout: str
+    stderr: str
+    events: str
+    """File the worker appends a line to when an attempt starts (how the submit side sees RUNNING)."""
+    number_of_retries: int
+
+
+class JobExitError(Exception):
+    """The job's command exited non-zero (or was killed: negative codes are signal numbers)."""
+
+    def __init__(self, name: str, exit_code: int) -> None:
+        super().__init__(name, exit_code)  # args round-trip through pickle to the submit side
+        self.name = name
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return f"job {self.name} exited with code {self.exit_code}"
+
+
+class JobCancelledError(Exception):
+    """The run was cancelled before this job started."""
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _record_start(spec: JobSpec) -> None:
+    line = json.dumps({"job": spec.name, "event": "start", "time": _now(), "host": socket.gethostname(),
+                       "pid": os.getpid()}) + "\n"
+    # One short O_APPEND write per line: concurrent workers on a local disk never interleave.
+    fd = os.open(spec.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def resolve_program(program: str) -> str | None:
+    """``program`` on PATH, else next to this Python (a venv's console scripts, when not activated)."""
+    found = shutil.which(program)
+    if found is None and os.sep not in program:
+        sibling = Path(sys.executable).parent / program
+        if os.access(sibling, os.X_OK):
+            found = str(sibling)
+    return found
+
+
+def run_job(job: JobSpec, inputs: Sequence[object] = ()) -> int:
+    """Run one attempt of ``job``; return 0 or raise :class:`JobExitError`.
+
+    ``inputs`` are the parent jobs' results: Parsl passes them only so it waits for the parents.
+    """
+    del inputs
+    if CANCELLED.is_set():
+        raise JobCancelledError(job.name)
+    _record_start(job)
+    Path(job.stdout).parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(job.argv)
+    banner = f"# skybatch: {job.name} attempt started {_now()} on {socket.gethostname()}: {command}\n"
+    with open(job.stdout, "ab") as out, open(job.stderr, "ab") as err:
+        out.write(banner.encode())
+        err.write(banner.encode())
+        out.flush()
+        err.flush()
+        program = resolve_program(job.argv[0])
+        if program is None:
+            err.write(f"# skybatch: command not found: {job.argv[0]}\n".encode())
+            raise JobExitError(job.name, EXIT_NOT_FOUND)
+        try:
+            proc = subprocess.Popen(
+                [program, *job.argv[1:]], stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=job.cwd,
+                start_new_session=True,  # Ctrl-C reaches bps, which then stops jobs deliberately
+            )
+        except OSError as exc:
+            err.write(f"# skybatch: cannot start {program}: {exc}\n".encode())
+            raise JobExitError(job.name, EXIT_NOT_FOUND) from None
+        with _RUNNING_LOCK:
+            _RUNNING.add(proc)
+        try:
+            code = proc.wait()
+        finally:
+            with _RUNNING_LOCK:
+                _RUNNING.discard(proc)
+    if code != 0:
+        raise JobExitError(job.name, code)
+    return 0
+
+
+def terminate_running(grace: float = 5.0) -> None:
+    """Stop every command this process started (SIGTERM, then SIGKILL after ``grace`` seconds)."""
+    with _RUNNING_LOCK:
+        procs = list(_RUNNING)
+    for proc in procs:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
+    for proc in procs:
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
