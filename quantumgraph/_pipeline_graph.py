@@ -53,8 +53,8 @@ class PipelineGraph:
             definers[dt.name] = who
         elif existing != dt:
             raise PipelineError(
-                f"dataset type {dt.name} is defined differently by {definers[dt.name]} ({_describe(existing)}) "
-                f"and by {who} ({_describe(dt)})"
+                f"dataset type {dt.name} is defined differently by {definers[dt.name]} "
+                f"({_describe(existing)}) and by {who} ({_describe(dt)})"
             )
 
     def _add_task(self, label: str, task: TaskDef, definers: dict[str, str]) -> None:
