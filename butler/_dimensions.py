@@ -16,10 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
-
-import yaml
 
 from ._exceptions import DimensionRecordError, InvalidDataIdError, UnknownDimensionError
 
@@ -117,6 +114,11 @@ class DimensionUniverse:
     @classmethod
     def default(cls) -> DimensionUniverse:
         """The universe shipped with skybatch (``butler/configs/dimensions.yaml``)."""
+        # Imported here: batch jobs build their universe from the graph and never pay for these.
+        from importlib import resources
+
+        import yaml
+
         text = resources.files("butler").joinpath("configs/dimensions.yaml").read_text()
         return cls(yaml.safe_load(text))
 

@@ -7,34 +7,24 @@ the graph carries.  Nothing here imports SQLAlchemy, so a batch job starts quick
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from butler._dimensions import DimensionUniverse
-from butler._exceptions import RepositoryError
+from butler._repo_config import RepoConfig
 from butler._stored_file_info import StoredFileInfo
 
 from ._model import GraphHeader
 
 
+@functools.lru_cache(maxsize=8)
 def read_datastore_config(repo: Path) -> tuple[Path, str | None]:
-    """The datastore root (absolute) and template from ``REPO/butler.yaml``."""
-    import yaml
-
-    config_path = repo / "butler.yaml"
-    try:
-        data = yaml.safe_load(config_path.read_text())
-    except FileNotFoundError:
-        raise RepositoryError(f"no butler repository at {repo} (missing {config_path.name})") from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise RepositoryError(f"cannot read {config_path}: {exc}") from exc
-    datastore: dict[str, Any] = (data or {}).get("datastore") or {}
-    root = Path(datastore.get("root") or ".")
-    if not root.is_absolute():
-        root = repo / root
-    return root.resolve(), datastore.get("template")
+    """The datastore root (absolute) and template from ``REPO/butler.yaml`` (read once per process)."""
+    config = RepoConfig.read(repo)
+    return config.resolved_root(repo), config.template
 
 
 def make_limited_butler(repo: Path, header: GraphHeader, records: Mapping[uuid.UUID, StoredFileInfo]) -> Any:

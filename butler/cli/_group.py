@@ -2,7 +2,7 @@
 
 Higher layers (quantumgraph's ``transfer-from-graph``) add ``butler`` subcommands without butler
 importing them: they are listed from package metadata, which costs no import, and a plugin's
-module is imported only when its command is actually run (or its own ``--help`` is asked for).
+module is imported only when its command is run or the group's ``--help`` describes it.
 The group also puts every subcommand, plugins included, behind the one error boundary of
 :mod:`butler.cli_support`.
 """
@@ -69,11 +69,18 @@ class PluginGroup(click.Group):
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """List built-ins with their short help and plugins by origin, without importing plugins."""
+        """List every command with its short help; a plugin that fails to load is listed by origin."""
         rows: list[tuple[str, str]] = []
         limit = formatter.width - 6 - max((len(n) for n in self.list_commands(ctx)), default=0)
         for name in self.list_commands(ctx):
             command = self.commands.get(name) or self._loaded.get(name)
+            if command is None:
+                # Help is for newcomers: load the plugin to show what it does.  Plugin modules are
+                # small click wrappers, so this costs milliseconds; a broken one still gets a row.
+                try:
+                    command = self.get_command(ctx, name)
+                except click.ClickException:
+                    command = None
             if command is not None:
                 if command.hidden:
                     continue

@@ -34,7 +34,10 @@ register_user_errors(QuantumGraphError)
 def transfer_from_graph(
     graph: str, repo: str, update_output_chain: bool, register_dataset_types: bool
 ) -> None:
-    """Register the outputs of GRAPH that exist in REPO's datastore (the final merge job).
+    """Register a graph's outputs that exist in REPO (the merge job).
+
+    Reads GRAPH's predicted outputs, keeps those whose files exist in REPO's datastore, and
+    registers them with the UUIDs the graph assigned.
 
     Safe to run any number of times and after a partly failed workflow: outputs already
     registered are skipped and missing ones are reported, not errors.
@@ -82,7 +85,10 @@ def transfer_from_graph(
 )
 @error_boundary
 def make_demo_repo(repo: str, exposures: int, detectors: int) -> None:
-    """Create REPO with the DemoCam instrument and synthetic raw data (the quickstart's first step).
+    """Create a demo repository of synthetic DemoCam raws.
+
+    This is the quickstart's first step: REPO gets the DemoCam instrument's dimension records and
+    raw data for every exposure and detector.
 
     Raws go to the RUN DemoCam/raw/all; the CHAINED collection DemoCam/defaults points at it.
     """
