@@ -33,7 +33,9 @@ def make_graph(config: BpsConfig, dest: Path) -> QuantumGraph | GraphSource:
         if header.output_run != config.payload.output_run:
             _LOG.warning(
                 "qgraphFile %s writes to run %s, not outputRun %s from the config; the graph wins",
-                config.qgraph_file, header.output_run, config.payload.output_run,
+                config.qgraph_file,
+                header.output_run,
+                config.payload.output_run,
             )
         return reader
     from butler import Butler

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,22 @@ from ._exceptions import StateFileError
 
 
 def write_json_atomic(path: Path, document: dict[str, Any], *, indent: int | None = None) -> None:
-    """Write ``document`` as JSON to ``path`` via a temporary file and ``os.replace``."""
+    """Write ``document`` as JSON to ``path`` via a temporary file and ``os.replace``.
+
+    The temporary file is created with mode 0o666 minus the umask (``mkstemp`` would make it
+    0o600), so colleagues who may read a submit directory can read its state too.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # dumps + one write: json.dump streams through the pure-Python encoder, several times slower.
+    text = json.dumps(document, indent=indent, separators=(",", ": ") if indent else (",", ":"))
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
-        # dumps + one write: json.dump streams through the pure-Python encoder, several times slower.
-        text = json.dumps(document, indent=indent, separators=(",", ": ") if indent else (",", ":"))
         with os.fdopen(fd, "w", encoding="utf-8") as stream:
             stream.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -118,13 +118,20 @@ def format_run_report(record: RunRecord, report: RunReport, *, max_failed: int =
 
 
 def format_run_list(summaries: list[RunSummary]) -> str:
-    """One line per run: id, state, submit time, payload, submit directory."""
+    """One line per run: id, state, submit time, payload, output run, submit directory.
+
+    Runs whose state could not be read show UNKNOWN, with the reason listed under the table.
+    """
     if not summaries:
         return "No runs recorded (runs index empty)."
     header = ["RUN ID", "STATE", "SUBMITTED", "PAYLOAD", "OUTPUT RUN", "SUBMIT DIRECTORY"]
     rows = []
+    notes = []
     for s in summaries:
-        state = s.report.state.value if s.report is not None else f"UNKNOWN ({s.error})"
         r = s.record
+        state = s.report.state.value if s.report is not None else "UNKNOWN"
+        if s.error:
+            notes.append(f"  {r.run_id}: {s.error}")
         rows.append([r.run_id, state, r.submit_time, r.payload_name, r.output_run, r.submit_dir])
-    return _table(header, rows, left=len(header))
+    text = _table(header, rows, left=len(header))
+    return text + ("\n\nCould not read:\n" + "\n".join(notes) if notes else "")

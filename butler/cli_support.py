@@ -48,8 +48,8 @@ def _configure_logging(ctx: click.Context, param: click.Parameter, values: tuple
         format="%(levelname)s %(asctime)s %(name)s: %(message)s",
         force=True,
     )
-    for name, level in per_logger:
-        logging.getLogger(name).setLevel(level)
+    for logger_name, logger_level in per_logger:
+        logging.getLogger(logger_name).setLevel(logger_level)
 
 
 log_level_option = click.option(

@@ -300,11 +300,11 @@ def _plan_task(
         missing = None
         for name, dt, _m in lookups:
             sub = qid.subset(dt.dimensions)
-            ref = available.get(dt.name, {}).get(sub)
-            if ref is None:
+            found = available.get(dt.name, {}).get(sub)
+            if found is None:
                 missing = f"{name} ({dt.name} {{{sub}}})"
                 break
-            q_inputs[name] = [ref]
+            q_inputs[name] = [found]
         if missing is not None:
             _log.info("task %s: no quantum for {%s}: input %s not found", label, qid, missing)
             continue

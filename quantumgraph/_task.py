@@ -46,7 +46,9 @@ class PipelineTask:
     output connection names to the objects to store.
     """
 
-    Config: ClassVar[type[TaskConfig]] = TaskConfig
+    class Config(TaskConfig):
+        """A task with nothing to configure; subclass it to declare fields."""
+
     dimensions: ClassVar[tuple[str, ...]] = ()
     inputs: ClassVar[dict[str, Input]] = {}
     outputs: ClassVar[dict[str, Output]] = {}
@@ -79,8 +81,11 @@ class PipelineTask:
             )
         self.config: Any = config
 
-    def run(self, **inputs: Any) -> Mapping[str, Any]:
-        """Do the work of one quantum.  Subclasses override with named parameters."""
+    def run(self, *args: Any, **inputs: Any) -> Mapping[str, Any]:
+        """Do the work of one quantum.  Subclasses override with named parameters.
+
+        The executor calls it with keyword arguments only, one per input connection.
+        """
         raise NotImplementedError(f"{type(self).__qualname__} does not implement run()")
 
     @classmethod

@@ -2,10 +2,14 @@
 
 Exit codes: 0 success; 1 an operation failed (the engine, the butler, a file); 2 the request was
 wrong (bad submit YAML, unknown plugin or run id, bad option); 3 a run finished but not every job
-succeeded; 130 interrupted.  Tracebacks are printed only with ``--log-level DEBUG``.
+succeeded; 130 interrupted.  Expected errors print ``error: <message>`` (as ``butler`` and
+``pipetask`` do; their traceback only at ``--log-level DEBUG``); anything else is a bug and keeps
+its traceback.
 """
 
 from __future__ import annotations
+
+from butler._exceptions import ButlerError
 
 from .._exceptions import BpsConfigError, BpsError, RunNotFoundError, WmsPluginError
 
@@ -16,22 +20,17 @@ EXIT_RUN_NOT_SUCCEEDED = 3
 EXIT_INTERRUPTED = 130
 
 
-def describe_error(err: BaseException) -> tuple[int, str]:
-    """(exit code, one-line message) for an exception escaping a command."""
+def describe_error(err: BaseException) -> tuple[int, str] | None:
+    """(exit code, one-line message) for an expected error escaping a command; None for a bug."""
     if isinstance(err, KeyboardInterrupt):
         return EXIT_INTERRUPTED, "interrupted"
     message = " ".join(str(err).split()) or type(err).__name__
+    if isinstance(err, KeyError) and message.startswith("'") and message.endswith("'"):
+        message = message[1:-1]
     if isinstance(err, BpsConfigError):
         return EXIT_USAGE, f"submit config: {message}"
     if isinstance(err, WmsPluginError | RunNotFoundError):
         return EXIT_USAGE, message
-    if isinstance(err, BpsError):
+    if isinstance(err, BpsError | ButlerError | ValueError | LookupError | OSError):
         return EXIT_FAILED, message
-    if _is_lower_layer_error(err) or isinstance(err, OSError):
-        return EXIT_FAILED, message
-    return EXIT_FAILED, f"{type(err).__name__}: {message} (unexpected; --log-level DEBUG shows the traceback)"
-
-
-def _is_lower_layer_error(err: BaseException) -> bool:
-    """Errors the butler and quantumgraph layers raise on purpose carry messages meant for users."""
-    return any(cls.__module__.split(".", 1)[0] in ("butler", "quantumgraph") for cls in type(err).__mro__)
+    return None

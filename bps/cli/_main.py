@@ -5,24 +5,15 @@ from __future__ import annotations
 import logging
 import sys
 import traceback
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import click
 
+from butler.cli_support import log_level_option, progress_enabled, progress_option
+
 from ._errors import EXIT_RUN_NOT_SUCCEEDED, describe_error
 from ._options import PRECEDENCE, ConfigOverrides, config_overrides, run_id_option
-
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-
-
-@dataclass(slots=True)
-class CliState:
-    """What the group options set up for the commands."""
-
-    progress: bool
-    debug: bool
 
 
 class _BpsGroup(click.Group):
@@ -34,25 +25,22 @@ class _BpsGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except (Exception, KeyboardInterrupt) as err:
-            state = ctx.find_object(CliState)
-            if state is not None and state.debug:
+            described = describe_error(err)
+            if described is None:
+                raise  # a bug: keep the traceback, like the other skybatch commands
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
                 traceback.print_exc()
-            code, message = describe_error(err)
-            click.echo(f"bps: error: {message}", err=True)
+            code, message = described
+            click.echo(f"error: {message}", err=True)
             ctx.exit(code)
 
 
 @click.group(cls=_BpsGroup, help=f"Batch production: run QuantumGraphs on workflow engines.\n\n{PRECEDENCE}")
-@click.option("--log-level", type=click.Choice(_LOG_LEVELS, case_sensitive=False), default="INFO",
-              show_default=True, help="Logging threshold; DEBUG also prints tracebacks of errors.")
-@click.option("--progress/--no-progress", default=False, show_default=True,
-              help="Show progress bars on stderr (a foreground run's finished jobs).")
-@click.pass_context
-def main(ctx: click.Context, log_level: str, progress: bool) -> None:
-    level = getattr(logging, log_level.upper())
-    logging.basicConfig(format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger().setLevel(level)
-    ctx.obj = CliState(progress=progress, debug=level <= logging.DEBUG)
+@log_level_option
+@progress_option
+def main(progress: bool) -> None:
+    """Options are handled by their callbacks (logging) or read later (``progress_enabled``)."""
+    del progress
 
 
 def _load(config_file: Path, overrides: ConfigOverrides) -> Any:
@@ -61,33 +49,38 @@ def _load(config_file: Path, overrides: ConfigOverrides) -> Any:
     return load_bps_config(config_file, overrides.as_mapping())
 
 
-@main.command(help=f"Build the QuantumGraph and workflow, render it for the WMS, and submit it.\n\n"
-                   f"Plugins that run locally (such as parsl) run the workflow in the foreground: the "
-                   f"command returns when the final job has finished.\n\n{PRECEDENCE}")
+@main.command(
+    help=f"Build the QuantumGraph and workflow, render it for the WMS, and submit it.\n\n"
+    f"Plugins that run locally (such as parsl) run the workflow in the foreground: the "
+    f"command returns when the final job has finished.\n\n{PRECEDENCE}"
+)
 @click.argument("config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="CONFIG")
 @config_overrides
-@click.pass_obj
-def submit(state: CliState, config_file: Path, overrides: ConfigOverrides) -> None:
+def submit(config_file: Path, overrides: ConfigOverrides) -> None:
     from .._report import fetch_run_report, format_run_report
     from .._runs import RunRecord
     from .._submit import prepare, submit_prepared
     from ..wms._states import JobState
 
     config = _load(config_file, overrides)
-    prepared = prepare(config, progress=state.progress)
+    prepared = prepare(config, progress=progress_enabled())
     foreground = prepared.service.runs_in_foreground
     click.echo(f"Submit directory: {prepared.submit_dir}")
 
     def announce(record: RunRecord) -> None:
         click.echo(f"Run id: {record.run_id}   (bps report --id {record.run_id})")
         if foreground:
-            click.echo(f"Running {prepared.number_of_jobs} jobs with {config.wms_service_class} in the "
-                       "foreground; Ctrl-C or `bps cancel` stops it.")
+            click.echo(
+                f"Running {prepared.number_of_jobs} jobs with {config.wms_service_class} in the "
+                "foreground; Ctrl-C or `bps cancel` stops it."
+            )
 
     record = submit_prepared(prepared, announce)
     payload = config.payload
-    click.echo(f"Outputs: collection {payload.output} (run {payload.output_run}) in repository "
-               f"{payload.butler_config}")
+    click.echo(
+        f"Outputs: collection {payload.output} (run {payload.output_run}) in repository "
+        f"{payload.butler_config}"
+    )
     if foreground:
         record, report = fetch_run_report(record.submit_dir)
         click.echo(format_run_report(record, report))
@@ -95,26 +88,36 @@ def submit(state: CliState, config_file: Path, overrides: ConfigOverrides) -> No
             sys.exit(EXIT_RUN_NOT_SUCCEEDED)
 
 
-@main.command(help=f"Build the QuantumGraph and workflow and render them into the submit directory "
-                   f"without running anything. Stage timings are logged at INFO.\n\n{PRECEDENCE}")
+@main.command(
+    help=f"Build the QuantumGraph and workflow and render them into the submit directory "
+    f"without running anything. Stage timings are logged at INFO.\n\n{PRECEDENCE}"
+)
 @click.argument("config_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="CONFIG")
 @config_overrides
-@click.pass_obj
-def prepare(state: CliState, config_file: Path, overrides: ConfigOverrides) -> None:
+def prepare(config_file: Path, overrides: ConfigOverrides) -> None:
     from .._submit import prepare as prepare_run
 
     config = _load(config_file, overrides)
-    prepared = prepare_run(config, progress=state.progress)
+    prepared = prepare_run(config, progress=progress_enabled())
     timings = ", ".join(f"{stage} {seconds:.3f} s" for stage, seconds in prepared.timings.items())
-    click.echo(f"Prepared {prepared.number_of_jobs} jobs for {config.wms_service_class} in "
-               f"{prepared.submit_dir} (not submitted; {timings})")
+    click.echo(
+        f"Prepared {prepared.number_of_jobs} jobs for {config.wms_service_class} in "
+        f"{prepared.submit_dir} (not submitted; {timings})"
+    )
 
 
-@main.command(help="Without --id: your recent runs. With --id: jobs per task and state for that run, "
-                   "its overall state, and its failed jobs with exit codes and log files.")
+@main.command(
+    help="Without --id: your recent runs. With --id: jobs per task and state for that run, "
+    "its overall state, and its failed jobs with exit codes and log files."
+)
 @run_id_option
-@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True,
-              help="How many recent runs to list (without --id).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="How many recent runs to list (without --id).",
+)
 def report(run_id: str | None, limit: int) -> None:
     from .._report import fetch_recent_runs, fetch_run_report, format_run_list, format_run_report
 
@@ -139,14 +142,13 @@ def cancel(run_id: str | None) -> None:
 
 @main.command(help="Run again every job of a run that did not succeed, then the final job.")
 @run_id_option
-@click.pass_obj
-def restart(state: CliState, run_id: str | None) -> None:
+def restart(run_id: str | None) -> None:
     from .._report import fetch_run_report, format_run_report, service_and_record
     from ..wms._states import JobState
 
     if run_id is None:
         raise click.UsageError("--id is required")
-    service, record = service_and_record(run_id, progress=state.progress)
+    service, record = service_and_record(run_id, progress=progress_enabled())
     service.restart(record.wms_run_id or record.submit_dir)
     if service.runs_in_foreground:
         record, run_report = fetch_run_report(record.submit_dir)

@@ -41,12 +41,20 @@ class ConfigOverrides:
         """The nested key layer :func:`bps.config.load_bps_config` merges on top of everything."""
         top: dict[str, Any] = {}
         payload: dict[str, Any] = {}
-        for key, value in (("wmsServiceClass", self.wms_service_class), ("computeSite", self.compute_site),
-                           ("pipelineYaml", self.pipeline), ("qgraphFile", self.qgraph)):
+        for key, value in (
+            ("wmsServiceClass", self.wms_service_class),
+            ("computeSite", self.compute_site),
+            ("pipelineYaml", self.pipeline),
+            ("qgraphFile", self.qgraph),
+        ):
             if value is not None:
                 top[key] = str(value)
-        for key, value in (("butlerConfig", self.butler_config), ("output", self.output),
-                           ("outputRun", self.output_run), ("dataQuery", self.data_query)):
+        for key, value in (
+            ("butlerConfig", self.butler_config),
+            ("output", self.output),
+            ("outputRun", self.output_run),
+            ("dataQuery", self.data_query),
+        ):
             if value is not None:
                 payload[key] = value
         if self.inputs:
@@ -62,11 +70,20 @@ def config_overrides(func: F) -> F:
         click.option("--wms-service-class", help="Plugin name or class path (overrides wmsServiceClass)."),
         click.option("--compute-site", help="Site to run on (overrides computeSite)."),
         click.option("-p", "--pipeline", type=click.Path(path_type=Path), help="Overrides pipelineYaml."),
-        click.option("-g", "--qgraph", type=click.Path(path_type=Path),
-                     help="Pre-built QuantumGraph file (overrides qgraphFile; skips building)."),
+        click.option(
+            "-g",
+            "--qgraph",
+            type=click.Path(path_type=Path),
+            help="Pre-built QuantumGraph file (overrides qgraphFile; skips building).",
+        ),
         click.option("-b", "--butler-config", help="Repository (overrides payload.butlerConfig)."),
-        click.option("-i", "--input", "inputs", multiple=True,
-                     help="Input collection, repeatable (overrides payload.inCollection)."),
+        click.option(
+            "-i",
+            "--input",
+            "inputs",
+            multiple=True,
+            help="Input collection, repeatable (overrides payload.inCollection).",
+        ),
         click.option("-o", "--output", help="Output CHAINED collection (overrides payload.output)."),
         click.option("--output-run", help="Output RUN collection (overrides payload.outputRun)."),
         click.option("-d", "--data-query", help="Data query (overrides payload.dataQuery)."),
@@ -86,6 +103,8 @@ def config_overrides(func: F) -> F:
 
 
 run_id_option = click.option(
-    "--id", "run_id", metavar="RUN",
+    "--id",
+    "run_id",
+    metavar="RUN",
     help="Run id (or a unique prefix of one, or a submit directory).",
 )

@@ -7,6 +7,7 @@ The environment is consulted only for ``${ENV}`` and for ``{placeholders}`` no k
 
 from __future__ import annotations
 
+import copy
 import datetime
 import difflib
 import getpass
@@ -30,11 +31,27 @@ from ._model import (
 from ._template import Resolver
 
 #: Keys allowed at the top level of a submit YAML.
-TOP_LEVEL_KEYS = frozenset({
-    "pipelineYaml", "qgraphFile", "payload", "operator", "project", "campaign", "wmsServiceClass",
-    "computeSite", "site", "submitPath", "requestMemory", "requestCpus", "numberOfRetries",
-    "includeConfigs", "finalJob", "pipetask", "vars",
-})
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "pipelineYaml",
+        "qgraphFile",
+        "payload",
+        "operator",
+        "project",
+        "campaign",
+        "wmsServiceClass",
+        "computeSite",
+        "site",
+        "submitPath",
+        "requestMemory",
+        "requestCpus",
+        "numberOfRetries",
+        "includeConfigs",
+        "finalJob",
+        "pipetask",
+        "vars",
+    }
+)
 PAYLOAD_KEYS = frozenset({"payloadName", "butlerConfig", "inCollection", "dataQuery", "output", "outputRun"})
 RESOURCE_KEYS = frozenset({"requestMemory", "requestCpus", "numberOfRetries"})
 FINAL_JOB_KEYS = frozenset({"whenRun", "updateOutputChain"}) | RESOURCE_KEYS
@@ -140,8 +157,14 @@ def _require_mapping(tree: MergedTree, path: KeyPath, value: Any) -> None:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "a list",
-            dict: "a mapping"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a mapping",
+    }.get(type(value), type(value).__name__)
 
 
 class _Converter:
@@ -328,7 +351,10 @@ class _Converter:
         )
 
     def _resolved_tree(self, compute_site: str) -> dict[str, Any]:
-        """The substituted tree; other sites are dropped (their settings may need unset variables)."""
+        """The substituted tree; other sites are dropped (their settings may need unset variables).
+
+        A deep copy: the resolver's memoised values must not change when the copy is edited.
+        """
         out: dict[str, Any] = {}
         for key in self._tree.data:
             if key == "site":
@@ -336,4 +362,4 @@ class _Converter:
                 out["site"] = {compute_site: site or {}}
             else:
                 out[key] = self._r.resolved((key,))
-        return out
+        return copy.deepcopy(out)

@@ -91,7 +91,7 @@ class Resolver:
         if raw is _MISSING:
             raise KeyError(path)
         if path in self._active:
-            names = " -> ".join(format_path(p) for p in (*self._active[self._active.index(path):], path))
+            names = " -> ".join(format_path(p) for p in (*self._active[self._active.index(path) :], path))
             raise BpsConfigError(f"placeholder cycle: {names} (in {self._tree.source_of(path)})")
         self._active.append(path)
         try:

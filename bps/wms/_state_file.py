@@ -95,9 +95,15 @@ def read_state(path: Path) -> RunState:
             for name, item in doc["jobs"].items()
         }
         return RunState(
-            run_id=doc["run_id"], wms=doc["wms"], jobs=jobs, state=JobState(doc["state"]),
-            pid=doc.get("pid"), host=doc.get("host", ""), started=doc.get("started", ""),
-            updated=doc.get("updated", ""), message=doc.get("message", ""),
+            run_id=doc["run_id"],
+            wms=doc["wms"],
+            jobs=jobs,
+            state=JobState(doc["state"]),
+            pid=doc.get("pid"),
+            host=doc.get("host", ""),
+            started=doc.get("started", ""),
+            updated=doc.get("updated", ""),
+            message=doc.get("message", ""),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise StateFileError(f"{path}: malformed state file ({type(err).__name__}: {err})") from err

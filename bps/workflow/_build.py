@@ -91,9 +91,14 @@ def _build(config: BpsConfig, graph_path: Path, graph: QuantumGraph | GraphSourc
 
     base = config.resources
     init = GenericJob(
-        name=INIT_LABEL, label=INIT_LABEL, command=init_command(repo, graph_file),
-        request_cpus=base.request_cpus, request_memory=base.request_memory,
-        number_of_retries=base.number_of_retries, is_init=True, files=files,
+        name=INIT_LABEL,
+        label=INIT_LABEL,
+        command=init_command(repo, graph_file),
+        request_cpus=base.request_cpus,
+        request_memory=base.request_memory,
+        number_of_retries=base.number_of_retries,
+        is_init=True,
+        files=files,
     )
     prefix = quantum_command_prefix(repo, graph_file)
     per_label_resources = {label: config.resources_for(label) for label in task_labels}
@@ -107,10 +112,20 @@ def _build(config: BpsConfig, graph_path: Path, graph: QuantumGraph | GraphSourc
         names[qid] = name
         res = per_label_resources[label]
         ids = (qid,)
-        jobs.append(GenericJob(
-            name, label, quantum_command(prefix, ids), res.request_cpus, res.request_memory,
-            res.number_of_retries, ids, False, False, files,
-        ))
+        jobs.append(
+            GenericJob(
+                name,
+                label,
+                quantum_command(prefix, ids),
+                res.request_cpus,
+                res.request_memory,
+                res.number_of_retries,
+                ids,
+                False,
+                False,
+                files,
+            )
+        )
 
     edges: list[tuple[str, str]] = []
     has_children: set[str] = set()
@@ -129,10 +144,14 @@ def _build(config: BpsConfig, graph_path: Path, graph: QuantumGraph | GraphSourc
     if config.final_job.when_run is not FinalJobWhen.NEVER:
         final_res = config.final_job.resources
         final = GenericJob(
-            name=FINAL_LABEL, label=FINAL_LABEL,
+            name=FINAL_LABEL,
+            label=FINAL_LABEL,
             command=final_command(repo, graph_file, update_output_chain=config.final_job.update_output_chain),
-            request_cpus=final_res.request_cpus, request_memory=final_res.request_memory,
-            number_of_retries=final_res.number_of_retries, is_final=True, files=files,
+            request_cpus=final_res.request_cpus,
+            request_memory=final_res.request_memory,
+            number_of_retries=final_res.number_of_retries,
+            is_final=True,
+            files=files,
         )
         jobs.append(final)
         edges.extend((names[qid], FINAL_LABEL) for qid in order if names[qid] not in has_children)

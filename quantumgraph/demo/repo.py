@@ -2,6 +2,10 @@
 
 The raw value of (exposure e, detector d) is ``100 * e + d`` so that every downstream number in
 the demo pipeline can be predicted: postISR = raw + offset, calexp = postISR * scale.
+
+:func:`make_demo_repo` does it all; its two steps are also public so that the benchmark
+(``benchmarks/workload.py``) can time them apart: :func:`create_demo_repo` (the repository, the
+dimension records, the ``raw`` dataset type and collections) and :func:`put_demo_raws` (the puts).
 """
 
 from __future__ import annotations
@@ -18,6 +22,9 @@ RAW_RUN = f"{INSTRUMENT}/raw/all"
 DEFAULTS = f"{INSTRUMENT}/defaults"
 FILTERS = (("g_01", "g"), ("r_03", "r"), ("i_06", "i"))
 DAY_OBS = 20261126
+RAW = "raw"
+RAW_DIMENSIONS = ("instrument", "exposure", "detector")
+RAW_STORAGE_CLASS = "StructuredDataDict"
 
 
 def raw_value(exposure: int, detector: int) -> float:
@@ -25,18 +32,11 @@ def raw_value(exposure: int, detector: int) -> float:
     return float(100 * exposure + detector)
 
 
-def make_demo_repo(
-    path: str | Path, exposures: int = 4, detectors: int = 4, progress: Callable[[int], None] | None = None
-) -> Butler:
-    """Create ``path`` and fill it; returns the Butler.  Refuses a path that already holds a repo.
+def insert_demo_dimension_records(butler: Butler, exposures: int, detectors: int) -> None:
+    """Insert the instrument, bands, physical filters, detectors, day_obs and exposures, in one transaction.
 
     Exposures are numbered 1..E and cycle through the g, r, i filters; detectors are 0..D-1.
-    Raws go to the RUN ``DemoCam/raw/all``; the CHAINED collection ``DemoCam/defaults`` points
-    at it and is the input collection the quickstart uses.
     """
-    from butler import Butler, DatasetType
-
-    butler = Butler.create(path)
     reg = butler.registry
     with reg.transaction():
         reg.insert_dimension_records(
@@ -78,11 +78,34 @@ def make_demo_repo(
                 for e in range(1, exposures + 1)
             ],
         )
-    raw = DatasetType.build(
-        "raw", ("instrument", "exposure", "detector"), "StructuredDataDict", butler.universe
-    )
-    reg.register_dataset_type(raw)
+
+
+def register_demo_collections(butler: Butler) -> None:
+    """Register the ``raw`` dataset type, the RUN ``DemoCam/raw/all`` and the chain ``DemoCam/defaults``."""
+    from butler import DatasetType
+
+    reg = butler.registry
+    reg.register_dataset_type(DatasetType.build(RAW, RAW_DIMENSIONS, RAW_STORAGE_CLASS, butler.universe))
     reg.register_run(RAW_RUN)
+    reg.register_chain(DEFAULTS, [RAW_RUN])
+
+
+def create_demo_repo(path: str | Path, exposures: int = 4, detectors: int = 4) -> Butler:
+    """Create ``path`` with everything but the raws; returns the Butler.  Refuses an existing repo."""
+    from butler import Butler
+
+    butler = Butler.create(path)
+    insert_demo_dimension_records(butler, exposures, detectors)
+    register_demo_collections(butler)
+    return butler
+
+
+def put_demo_raws(
+    butler: Butler, exposures: int, detectors: int, progress: Callable[[int], None] | None = None
+) -> int:
+    """Put one ``raw`` per (exposure, detector) into ``DemoCam/raw/all``; returns how many were put."""
+    raw = butler.registry.get_dataset_type(RAW)
+    count = 0
     for e in range(1, exposures + 1):
         for d in range(detectors):
             butler.put(
@@ -93,7 +116,21 @@ def make_demo_repo(
                 exposure=e,
                 detector=d,
             )
+            count += 1
             if progress is not None:
                 progress(1)
-    reg.register_chain(DEFAULTS, [RAW_RUN])
+    return count
+
+
+def make_demo_repo(
+    path: str | Path, exposures: int = 4, detectors: int = 4, progress: Callable[[int], None] | None = None
+) -> Butler:
+    """Create ``path`` and fill it; returns the Butler.  Refuses a path that already holds a repo.
+
+    Exposures are numbered 1..E and cycle through the g, r, i filters; detectors are 0..D-1.
+    Raws go to the RUN ``DemoCam/raw/all``; the CHAINED collection ``DemoCam/defaults`` points
+    at it and is the input collection the quickstart uses.
+    """
+    butler = create_demo_repo(path, exposures, detectors)
+    put_demo_raws(butler, exposures, detectors, progress)
     return butler

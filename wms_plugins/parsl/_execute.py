@@ -63,8 +63,18 @@ def _now() -> str:
 
 
 def _record_start(spec: JobSpec) -> None:
-    line = json.dumps({"job": spec.name, "event": "start", "time": _now(), "host": socket.gethostname(),
-                       "pid": os.getpid()}) + "\n"
+    line = (
+        json.dumps(
+            {
+                "job": spec.name,
+                "event": "start",
+                "time": _now(),
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+            }
+        )
+        + "\n"
+    )
     # One short O_APPEND write per line: concurrent workers on a local disk never interleave.
     fd = os.open(spec.events, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -106,7 +116,11 @@ def run_job(job: JobSpec, inputs: Sequence[object] = ()) -> int:
             raise JobExitError(job.name, EXIT_NOT_FOUND)
         try:
             proc = subprocess.Popen(
-                [program, *job.argv[1:]], stdin=subprocess.DEVNULL, stdout=out, stderr=err, cwd=job.cwd,
+                [program, *job.argv[1:]],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=job.cwd,
                 start_new_session=True,  # Ctrl-C reaches bps, which then stops jobs deliberately
             )
         except OSError as exc:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
-from bps._exceptions import WmsError
+from bps import WmsError
 from bps.config import FinalJobWhen
 from bps.wms import TERMINAL_STATES, JobState, RunState, summarize_states, write_state
 from bps.workflow import GenericJob, WorkflowGraph
@@ -76,6 +76,9 @@ def _parsl_config(
         retry_handler=retry_handler,
         usage_tracking=0,
         exit_mode="skip",  # we call cleanup ourselves, after recording the final states
+        # Parsl starts htex's initial block at the first strategy pass; its 5 s default period
+        # would make every local run wait 5 s before the first job.
+        strategy_period=1,
     )
 
 
@@ -138,8 +141,9 @@ class WorkflowRunner:
             if done_already:
                 advance(done_already)
             try:
-                dfk = DataFlowKernel(_parsl_config(self._settings, self._layout, self._max_retries,
-                                                   self._retry_cost))
+                dfk = DataFlowKernel(
+                    _parsl_config(self._settings, self._layout, self._max_retries, self._retry_cost)
+                )
             except Exception as err:
                 raise WmsError(f"cannot start Parsl executors: {type(err).__name__}: {err}") from err
             try:

@@ -13,7 +13,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bps._exceptions import RunNotFoundError, WmsError
+from bps import RunNotFoundError, WmsError
 from bps.config import BpsConfig
 from bps.wms import (
     TERMINAL_STATES,
@@ -91,8 +91,9 @@ class ParslService(BaseWmsService):
         self._run(workflow, layout, settings, state)
         return run_id
 
-    def _run(self, workflow: WorkflowGraph, layout: ParslLayout, settings: ParslSiteSettings,
-             state: RunState) -> RunState:
+    def _run(
+        self, workflow: WorkflowGraph, layout: ParslLayout, settings: ParslSiteSettings, state: RunState
+    ) -> RunState:
         from ._runner import WorkflowRunner  # imports parsl: only when something actually runs
 
         return WorkflowRunner(workflow, layout, settings, state, self.progress).run()
@@ -125,18 +126,34 @@ class ParslService(BaseWmsService):
         if state.state not in TERMINAL_STATES and state.pid is not None:
             if state.host == socket.gethostname() and not _pid_alive(state.pid):
                 overall = JobState.FAILED
-                message = (f"the process running this workflow (pid {state.pid}) is gone; "
-                           "`bps restart` runs what is left")
+                message = (
+                    f"the process running this workflow (pid {state.pid}) is gone; "
+                    "`bps restart` runs what is left"
+                )
         jobs = tuple(
             JobReport(
-                name=name, label=status.label, state=status.state, attempts=status.attempts,
-                exit_code=status.exit_code, stdout=layout.stdout(status.label, name),
-                stderr=layout.stderr(status.label, name), message=status.message,
+                name=name,
+                label=status.label,
+                state=status.state,
+                attempts=status.attempts,
+                exit_code=status.exit_code,
+                stdout=layout.stdout(status.label, name),
+                stderr=layout.stderr(status.label, name),
+                message=status.message,
             )
             for name, status in state.jobs.items()
         )
-        return [RunReport(run_id=state.run_id, state=overall, submit_dir=layout.submit_dir, jobs=jobs,
-                          updated=state.updated, message=message, extra={"host": state.host})]
+        return [
+            RunReport(
+                run_id=state.run_id,
+                state=overall,
+                submit_dir=layout.submit_dir,
+                jobs=jobs,
+                updated=state.updated,
+                message=message,
+                extra={"host": state.host},
+            )
+        ]
 
     def cancel(self, run_id: str) -> None:
         """Ask the process running the workflow to stop (SIGTERM); it records DELETED jobs itself."""
