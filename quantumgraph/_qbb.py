@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from butler._dimensions import DimensionUniverse
-from butler._repo_config import RepoConfig
+from butler._repo_config import CONFIG_NAME, RepoConfig
 from butler._stored_file_info import StoredFileInfo
 
 from ._model import GraphHeader
@@ -22,7 +22,12 @@ from ._model import GraphHeader
 
 @functools.lru_cache(maxsize=8)
 def read_datastore_config(repo: Path) -> tuple[Path, str | None]:
-    """The datastore root (absolute) and template from ``REPO/butler.yaml`` (read once per process)."""
+    """The datastore root (absolute) and template from ``REPO/butler.yaml`` (read once per process).
+
+    ``repo`` may also be the path of the ``butler.yaml`` itself, as everywhere a Butler is opened.
+    """
+    if repo.name == CONFIG_NAME and repo.is_file():
+        repo = repo.parent
     config = RepoConfig.read(repo)
     return config.resolved_root(repo), config.template
 

@@ -69,8 +69,14 @@ def build_graph(
     )
 
 
-def show_graph(graph: QuantumGraph, what: str, out: TextIO = sys.stdout) -> None:
-    """Print a graph summary (quanta per task) or one line per quantum."""
+def show_graph(graph: QuantumGraph, what: str, out: TextIO | None = None) -> None:
+    """Print a graph summary (quanta per task) or one line per quantum (to ``out``, default stdout).
+
+    ``sys.stdout`` is looked up at call time, not bound as a default when this module is
+    imported, so output still goes where the caller redirected it (click's CliRunner, say).
+    """
+    if out is None:
+        out = sys.stdout
     if what == "summary":
         by_task = graph.quanta_by_task()
         width = max([len(label) for label in by_task] + [4])
@@ -141,16 +147,31 @@ def pre_exec_init_qbb(repo: str, graph_path: str) -> int:
         return write_init_outputs(header.tasks, header.init_outputs, butler)
 
 
-def run_qbb(repo: str, graph_path: str, node_ids: Sequence[str]) -> tuple[int, list[str]]:
-    """Run the given quanta (all, in file order, when none given); returns (done, error lines)."""
-    from .._execution import TaskFactory, execute_quantum
+def run_qbb(
+    repo: str, graph_path: str, node_ids: Sequence[str], job_local: Sequence[str] = ()
+) -> tuple[int, list[str]]:
+    """Run the given quanta in the given order (all, in file order, when none given).
+
+    Returns (quanta done, error lines).  A quantum that reads an output of a quantum that failed
+    (or was skipped) earlier in this run is skipped, with an error line.  ``job_local`` dataset
+    types: outputs of those types that a later quantum of this run reads are kept in memory for
+    it and never written (see :mod:`quantumgraph._job_local`).
+    """
+    from .._execution import LimitedButler, TaskFactory, execute_quantum
     from .._file import GraphReader
+    from .._job_local import JobLocalButler, JobLocalStore, plan_job_local
     from .._qbb import make_limited_butler
 
     errors: list[str] = []
     done = 0
     with GraphReader(graph_path) as reader:
         header = reader.header
+        unknown = [name for name in job_local if name not in header.dataset_types]
+        if unknown:
+            known = ", ".join(sorted(header.dataset_types))
+            raise GraphBuildError(
+                f"--job-local {', '.join(unknown)}: not a dataset type of {graph_path} (known: {known})"
+            )
         if node_ids:
             try:
                 ids = [uuid.UUID(n) for n in node_ids]
@@ -158,14 +179,35 @@ def run_qbb(repo: str, graph_path: str, node_ids: Sequence[str]) -> tuple[int, l
                 raise GraphBuildError(f"--qgraph-node-id must be a UUID: {exc}") from None
         else:
             ids = reader.quantum_ids()
+        store = None
+        if job_local:
+            quanta = [reader.read_quantum(qid) for qid in ids]  # planning needs every reader first
+            store = JobLocalStore(plan_job_local((q for q, _ in quanta), job_local))
+            read = iter(quanta)
+        else:
+            read = (reader.read_quantum(qid) for qid in ids)
         tasks = TaskFactory(header.tasks)
-        for qid in ids:
-            quantum, records = reader.read_quantum(qid)
-            butler = make_limited_butler(Path(repo), header, records)
+        unavailable: set[uuid.UUID] = set()  # outputs of quanta of this run that failed or were skipped
+        for quantum, records in read:
+            lost = next((ref for ref in quantum.input_refs() if ref.id in unavailable), None)
+            if lost is not None:
+                unavailable.update(ref.id for ref in quantum.output_refs())
+                errors.append(
+                    f"quantum {quantum.id} ({quantum.task_label} {{{quantum.data_id}}}) not run: its "
+                    f"input {lost.dataset_type.name} {{{lost.data_id}}} comes from a quantum that failed "
+                    "in this job"
+                )
+                continue
+            butler: LimitedButler = make_limited_butler(Path(repo), header, records)
+            if store is not None:
+                butler = JobLocalButler(butler, store)
             try:
                 execute_quantum(tasks.get(quantum.task_label), quantum, butler)
                 done += 1
             except Exception as exc:
-                _log.debug("quantum %s failed", qid, exc_info=True)
+                _log.debug("quantum %s failed", quantum.id, exc_info=True)
                 errors.append(str(exc))
+                unavailable.update(ref.id for ref in quantum.output_refs())
+        if store is not None:
+            _log.info("kept %d job-local dataset(s) in memory instead of the datastore", store.kept)
     return done, errors

@@ -60,7 +60,7 @@ def main(progress: bool) -> None:
       pipetask run -b REPO -i DemoCam/defaults -o u/me/demo -p pipeline.yaml -j 2
     Inside batch jobs (bps writes these for you):
       pipetask pre-exec-init-qbb REPO GRAPH
-      pipetask run-qbb REPO GRAPH --qgraph-node-id ID
+      pipetask run-qbb REPO GRAPH --qgraph-node-id ID [--qgraph-node-id ID ...] [--job-local TYPE]
     """
 
 
@@ -189,16 +189,27 @@ def pre_exec_init_qbb(repo: str, graph: str) -> None:
     "node_ids",
     multiple=True,
     metavar="ID",
-    help="Quantum to run (repeatable); default: every quantum in the graph, in order.",
+    help="Quantum to run (repeatable, run in the order given); default: every quantum in the graph, "
+    "in order.",
+)
+@click.option(
+    "--job-local",
+    "job_local",
+    multiple=True,
+    metavar="DATASET_TYPE",
+    help="Keep outputs of this dataset type in memory for the later quanta of this run instead of "
+    "writing them (repeatable). Outputs no later quantum here reads are written anyway. Only for "
+    "types nothing outside this run reads: bps adds it to cluster jobs when jobLocalDatasetTypes allows.",
 )
 @error_boundary
-def run_qbb(repo: str, graph: str, node_ids: tuple[str, ...]) -> None:
+def run_qbb(repo: str, graph: str, node_ids: tuple[str, ...], job_local: tuple[str, ...]) -> None:
     """Run quanta from a graph file with a quantum-backed butler (the batch-job entry point).
 
     Reads inputs and writes outputs through the datastore only; the registry is never opened.
-    Exits with status 1 if any quantum failed.
+    A quantum whose input comes from a quantum that failed earlier in the same run is skipped.
+    Exits with status 1 if any quantum failed or was skipped.
     """
-    done, errors = cmd.run_qbb(repo, graph, node_ids)
+    done, errors = cmd.run_qbb(repo, graph, node_ids, job_local)
     for line in errors:
         click.echo(f"error: {line}", err=True)
     if errors:

@@ -319,12 +319,14 @@ def plugin_group(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> click.Group
     return group
 
 
-def test_plugins_are_listed_without_import_and_loaded_on_use(plugin_group: click.Group) -> None:
+def test_plugins_are_listed_with_their_help_and_run(plugin_group: click.Group) -> None:
     runner = CliRunner()
     listing = runner.invoke(plugin_group, ["--help"])
     assert listing.exit_code == 0
     assert "hello" in listing.stdout and "broken" in listing.stdout
-    assert "fake_butler_plugin" not in sys.modules
+    # A plugin that fails to load is still listed, by where it comes from, and --help works.
+    assert "(provided by no_such_module_anywhere" in listing.stdout
+    assert "Say hello." in listing.stdout
     result = runner.invoke(plugin_group, ["hello", "world"])
     assert result.exit_code == 0 and result.stdout == "hello world\n"
     assert runner.invoke(plugin_group, ["builtin"]).stdout == "the built-in\n"
@@ -341,12 +343,14 @@ def test_broken_plugins_give_clear_errors(plugin_group: click.Group) -> None:
     assert odd.exit_code == 1 and "is not a click command" in odd.stderr
 
 
-def test_help_does_not_import_plugin_modules() -> None:
+def test_help_describes_plugin_commands_without_heavy_imports() -> None:
     code = (
-        "import sys\n"
+        "import io, sys, contextlib\n"
         "from butler.cli import main\n"
-        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-        "assert 'quantumgraph' not in sys.modules, 'plugin imported by --help'\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+        "assert 'Register a graph' in out.getvalue(), out.getvalue()\n"
         "assert 'sqlalchemy' not in sys.modules, 'sqlalchemy imported by --help'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)

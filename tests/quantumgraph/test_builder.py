@@ -73,7 +73,7 @@ def pipeline_yaml(tasks: str) -> Pipeline:
     return Pipeline.from_yaml("description: test\ntasks:\n" + textwrap.indent(textwrap.dedent(tasks), "  "))
 
 
-def exposure_detector(q: Quantum) -> tuple[int, int]:
+def exposure_detector(q: Quantum) -> tuple[int | str, int | str]:
     return q.data_id["exposure"], q.data_id["detector"]
 
 

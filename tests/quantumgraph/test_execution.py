@@ -11,6 +11,7 @@ import subprocess
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import Result
@@ -22,6 +23,13 @@ OUTPUT = "u/tester/demo"
 Invoke = Callable[..., Result]
 RunScript = Callable[..., subprocess.CompletedProcess[str]]
 TIMESTAMPED_RUN = re.compile(rf"{re.escape(OUTPUT)}/\d{{8}}T\d{{6}}Z")
+
+
+def read(butler: Butler, dataset_type: str, **kwargs: Any) -> dict[str, Any]:
+    """``butler.get`` of one of the demo's dict-valued datasets."""
+    value = butler.get(dataset_type, **kwargs)
+    assert isinstance(value, dict)
+    return value
 
 
 def calexp_value(e: int, d: int, offset: float = 1.0, scale: float = 2.0) -> float:
@@ -40,22 +48,22 @@ def check_demo_outputs(
     with Butler(repo, collections=[collection]) as butler:
         for e in exposures:
             for d in detectors:
-                post_isr = butler.get("postISR", instrument="DemoCam", exposure=e, detector=d)
+                post_isr = read(butler, "postISR", instrument="DemoCam", exposure=e, detector=d)
                 assert post_isr == {"exposure": e, "detector": d, "value": raw_value(e, d) + offset}
-                calexp = butler.get("calexp", instrument="DemoCam", exposure=e, detector=d)
+                calexp = read(butler, "calexp", instrument="DemoCam", exposure=e, detector=d)
                 assert calexp["value"] == calexp_value(e, d, offset)
                 ref = butler.find_dataset("calexp", instrument="DemoCam", exposure=e, detector=d)
                 assert ref is not None and ref.run == run
             values = [calexp_value(e, d, offset) for d in detectors]
-            summary = butler.get("summary", instrument="DemoCam", exposure=e)
+            summary = read(butler, "summary", instrument="DemoCam", exposure=e)
             assert summary == {
                 "n_detectors": len(detectors),
                 "sum": sum(values),
                 "mean": sum(values) / len(values),
             }
-        assert butler.get("isr_config") == {"offset": offset, "connections": {}}
-        assert butler.get("calibrate_config") == {"scale": 2.0, "fail_detectors": [], "connections": {}}
-        assert butler.get("gather_config") == {"connections": {}}
+        assert read(butler, "isr_config") == {"offset": offset, "connections": {}}
+        assert read(butler, "calibrate_config") == {"scale": 2.0, "fail_detectors": [], "connections": {}}
+        assert read(butler, "gather_config") == {"connections": {}}
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -88,7 +96,7 @@ def test_pipetask_run_computes_every_output(
         assert len(registered) == n_outputs
         # The inputs are still there, reachable through the output chain.
         assert (
-            butler.get("raw", instrument="DemoCam", exposure=1, detector=0, collections=[OUTPUT])["value"]
+            read(butler, "raw", instrument="DemoCam", exposure=1, detector=0, collections=[OUTPUT])["value"]
             == 100.0
         )
     check_demo_outputs(demo_repo, OUTPUT, exposures, detectors, run)
@@ -123,6 +131,37 @@ def test_pipetask_run_as_a_real_command(
     with Butler(demo_repo) as butler:
         assert butler.registry.get_chain(OUTPUT) == [run, DEFAULTS]
     check_demo_outputs(demo_repo, OUTPUT, exposures, detectors, run)
+
+
+def test_pipetask_run_accepts_the_butler_yaml_path(
+    demo_repo: Path,
+    pipeline_file: Path,
+    pipetask: Invoke,
+    exposures: tuple[int, ...],
+    detectors: tuple[int, ...],
+) -> None:
+    run = f"{OUTPUT}/by-config-file"
+    config = demo_repo / "butler.yaml"
+    result = pipetask(
+        "run", "-b", config, "-i", DEFAULTS, "-o", OUTPUT, "--output-run", run, "-p", pipeline_file
+    )
+    assert result.exit_code == 0, result.output
+    check_demo_outputs(demo_repo, OUTPUT, exposures, detectors, run)
+
+
+def test_pipetask_run_of_a_saved_graph(
+    demo_repo: Path,
+    saved_graph: Path,
+    pipetask: Invoke,
+    exposures: tuple[int, ...],
+    detectors: tuple[int, ...],
+) -> None:
+    """The laptop workflow of ``pipetask --help``: build and save, look, then run the file."""
+    result = pipetask("run", "-b", demo_repo, "--qgraph", saved_graph, "-j", "2")
+    assert result.exit_code == 0, result.output
+    check_demo_outputs(demo_repo, OUTPUT, exposures, detectors, f"{OUTPUT}/run1")
+    with Butler(demo_repo) as butler:
+        assert butler.registry.get_chain(OUTPUT) == [f"{OUTPUT}/run1", DEFAULTS]
 
 
 def test_second_run_into_the_same_chain_prepends_a_new_run(
@@ -166,16 +205,17 @@ def test_second_run_into_the_same_chain_prepends_a_new_run(
         for d in detectors:
             newest = butler.find_dataset("calexp", instrument="DemoCam", exposure=1, detector=d)
             assert newest is not None and newest.run == second_run
-            assert butler.get(newest)["value"] == calexp_value(1, d, offset=11.0)
-            older = butler.get(
-                "calexp", instrument="DemoCam", exposure=1, detector=d, collections=[first_run]
+            newest_value = read(butler, "calexp", instrument="DemoCam", exposure=1, detector=d)["value"]
+            assert newest_value == calexp_value(1, d, offset=11.0)
+            older = read(
+                butler, "calexp", collections=[first_run], instrument="DemoCam", exposure=1, detector=d
             )
             assert older["value"] == calexp_value(1, d)
             # Exposures the second run did not touch still come from the first.
             for e in exposures[1:]:
                 ref = butler.find_dataset("calexp", instrument="DemoCam", exposure=e, detector=d)
                 assert ref is not None and ref.run == first_run
-        assert butler.get("isr_config")["offset"] == 11.0
+        assert read(butler, "isr_config")["offset"] == 11.0
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -207,7 +247,7 @@ def test_failing_quantum_skips_only_what_depends_on_it(
 
     assert result.exit_code == 1, result.output
     n_e, n_d = len(exposures), len(detectors)
-    succeeded = n_e * n_d + n_e  # every isr, and calibrate on detector 0
+    succeeded = n_e * n_d + n_e * (n_d - 1)  # every isr, and calibrate on the other detectors
     registered = succeeded + 3  # and the three task configs
     assert (
         f"{succeeded} quanta succeeded, {n_e} failed, {n_e} not run because of upstream failures; "
@@ -223,14 +263,13 @@ def test_failing_quantum_skips_only_what_depends_on_it(
         assert inputs == DEFAULTS
         for e in exposures:
             for d in detectors:
-                post_isr = butler.get("postISR", instrument="DemoCam", exposure=e, detector=d)
+                post_isr = read(butler, "postISR", instrument="DemoCam", exposure=e, detector=d)
                 assert post_isr["value"] == raw_value(e, d) + 1.0
-            assert butler.get("calexp", instrument="DemoCam", exposure=e, detector=0)[
-                "value"
-            ] == calexp_value(e, 0)
+            calexp = read(butler, "calexp", instrument="DemoCam", exposure=e, detector=0)
+            assert calexp["value"] == calexp_value(e, 0)
             assert butler.find_dataset("calexp", instrument="DemoCam", exposure=e, detector=1) is None
             assert butler.find_dataset("summary", instrument="DemoCam", exposure=e) is None
-        assert butler.get("calibrate_config")["fail_detectors"] == [1]
+        assert read(butler, "calibrate_config")["fail_detectors"] == [1]
     # The gather quanta never ran: nothing was written for them, registered or not.
     assert not (demo_repo / run / "summary").exists()
-    assert len(list((demo_repo / run / "calexp").iterdir())) == n_e  # detector 0 only
+    assert len(list((demo_repo / run / "calexp").iterdir())) == n_e * (n_d - 1)  # none for detector 1
