@@ -104,7 +104,11 @@ def transfer_from_graph(
 
 
 def _update_chain(butler: Butler, header: GraphHeader) -> None:
-    """Put the output run first in the output chain, creating the chain over the inputs if new."""
+    """Put the output run first in the output chain, creating the chain over the inputs if new.
+
+    The graph's input collections may include the output chain itself (``-i`` defaulting to
+    the chain on a rerun); it is never added to itself.
+    """
     registry = butler.registry
     assert header.output is not None
     existing = dict(registry.query_collections())
@@ -112,7 +116,10 @@ def _update_chain(butler: Butler, header: GraphHeader) -> None:
         children = list(registry.get_chain(header.output))
         if header.output_run in children:
             return
-        registry.register_chain(header.output, [header.output_run, *children])
+        # Inputs named for this run that the chain lacks go right after the run, so everything
+        # the run was built from stays searchable through the output collection.
+        added = [c for c in header.input_collections if c not in children and c != header.output]
+        registry.register_chain(header.output, [header.output_run, *added, *children])
     else:
         inputs = [c for c in header.input_collections if c != header.output]
         registry.register_chain(header.output, [header.output_run, *inputs])
