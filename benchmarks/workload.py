@@ -61,11 +61,11 @@ WMS_ENTRY_POINTS = "skybatch.wms"
 SUBPROCESS_TIMEOUT = 3600.0
 WARM_READS = 2000
 
-# LSST ctrl_bps keys for dimension clustering: isr and calibrate of one (exposure, detector) in one
-# job, gather alone.  Given to ``bps prepare`` through includeConfigs so that --cluster-config can
-# swap in whatever spelling bps ends up accepting.
+# Dimension clustering (the LSST ctrl_bps keys): isr and calibrate of one (exposure, detector) in
+# one job, gather alone.  Given to ``bps prepare`` through includeConfigs, so --cluster-config can
+# swap in another clustering.
 DEFAULT_CLUSTER_CONFIG = """\
-clusterAlgorithm: dimension_clustering
+clusterAlgorithm: dimension
 cluster:
   isr_calibrate:
     pipetasks: isr,calibrate
@@ -118,6 +118,8 @@ class StageResult:
     line: str
     measures: list[Measure] = field(default_factory=list)
     details: list[str] = field(default_factory=list)
+    failures: int = 0
+    """Parts of the stage that failed while others gave figures (printed in ``details``)."""
 
 
 class StageError(Exception):
@@ -310,7 +312,7 @@ class Workload:
         )
         start = time.perf_counter()
         subprocess.run(
-            [sys.executable, "-c", code],
+            [sys.executable, "-P", "-c", code],
             env=self.env,
             cwd=self.workdir,
             capture_output=True,
@@ -404,6 +406,8 @@ class Workload:
 
         if self.repo.exists():
             raise StageError(f"{self.repo} already exists: give an empty --workdir")
+        import sqlalchemy.dialects.sqlite  # noqa: F401  (library work is timed, not the first import)
+
         t0 = time.perf_counter()
         butler = Butler.create(self.repo)
         t1 = time.perf_counter()
@@ -489,6 +493,7 @@ class Workload:
                 t1 = time.perf_counter()
                 write_graph(self.workdir / "inproc.qgraph", graph)
                 t2 = time.perf_counter()
+                del graph  # so that the next build does not run with this one still alive
                 if i:
                     builds.append(t1 - t0)
                     writes.append(t2 - t1)
@@ -575,7 +580,7 @@ class Workload:
             "heavy = ','.join(m for m in ('sqlalchemy', 'numpy', 'networkx', 'parsl') if m in sys.modules)\n"
             "print(t1 - t0, t2 - t1, t3 - t2, heavy or '-')\n"
         )
-        result = self.run_cmd([sys.executable, "-c", code, str(path), str(quantum_id)])
+        result = self.run_cmd([sys.executable, "-P", "-c", code, str(path), str(quantum_id)])
         imp, opn, read, heavy = result.stdout.split()
         return {
             "import": float(imp),
@@ -662,15 +667,15 @@ class Workload:
         try:
             bps = self.script("bps")
         except NotAvailable:
-            raise NotAvailable("bps prepare: not available (no bps command)") from None
+            raise NotAvailable("not available (no bps command)") from None
         probe = self.run_cmd([bps, "prepare", "--help"], check=False)
         if "Usage" not in probe.stdout:
-            raise NotAvailable(f"bps prepare: not available ({tail(probe.stderr or probe.stdout, 2)})")
+            raise NotAvailable(f"not available ({tail(probe.stderr or probe.stdout, 2)})")
         plugins = sorted({ep.name for ep in entry_points(group=WMS_ENTRY_POINTS)})
         if not plugins:
-            raise NotAvailable(f"bps prepare: not available (no plugin in the {WMS_ENTRY_POINTS} group)")
+            raise NotAvailable(f"not available (no plugin in the {WMS_ENTRY_POINTS} group)")
         self.ensure_repo()
-        cluster_file = self.workdir / "bps" / "cluster.yaml"
+        cluster_file = self.workdir / "bps-configs" / "cluster.yaml"
         cluster_file.parent.mkdir(parents=True, exist_ok=True)
         if self.cluster_config is not None:
             shutil.copyfile(self.cluster_config, cluster_file)
@@ -682,6 +687,7 @@ class Workload:
         details: list[str] = []
         clustering_refused: str | None = None
         plain_jobs: dict[str, int] = {}
+        failures = 0
         for plugin in plugins:
             for clustered in (False, True):
                 label = f"{plugin}, dimension clustering" if clustered else plugin
@@ -696,6 +702,7 @@ class Workload:
                     continue
                 except StageError as err:
                     details.append(f"{label}: FAILED: {err}")
+                    failures += 1
                     continue
                 if not clustered:
                     plain_jobs[plugin] = jobs
@@ -706,7 +713,7 @@ class Workload:
                 details.append(f"{label}: {text}")
         if not measures:
             raise StageError("; ".join(details))
-        return StageResult("; ".join(parts), measures, details)
+        return StageResult("; ".join(parts), measures, details, failures)
 
     def bps_prepare(self, bps: str, plugin: str, cluster_file: Path | None) -> tuple[int, float, str]:
         """Median wall time of ``bps prepare`` for one plugin (with clustering when a file is given)."""
@@ -715,7 +722,7 @@ class Workload:
         jobs = -1
         stages = ""
         for i in range(min(self.repeat, 3) + 1):
-            config = self.workdir / "bps" / f"{name}-{i}.yaml"
+            config = self.workdir / "bps-configs" / f"{name}-{i}.yaml"
             lines = [
                 f"pipelineYaml: {PIPELINE}",
                 "payload:",
@@ -844,6 +851,7 @@ def run(args: argparse.Namespace, workdir: Path) -> int:
             print(f"{head} {result.line}", flush=True)
             for detail in result.details:
                 print(f"      {detail}", flush=True)
+            failures += result.failures
             for m in result.measures:
                 m.load = load
             measures.extend(result.measures)
@@ -881,8 +889,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--cluster-config",
         type=Path,
-        help="YAML with the clustering keys for the clustered bps prepare (default: LSST-style "
-        "clusterAlgorithm/cluster putting isr+calibrate of one exposure and detector in one job)",
+        help="YAML with the clustering keys for the clustered bps prepare (default: clusterAlgorithm "
+        "dimension, with isr+calibrate of one exposure and detector in one job)",
     )
     parser.add_argument("--progress", action="store_true", help="say on stderr what is being done")
     parser.add_argument("--debug", action="store_true", help="print the traceback of a failing stage")

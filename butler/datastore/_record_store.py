@@ -16,14 +16,13 @@ and every method also takes ``connection=`` to run on a specific connection.
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from .._exceptions import ConflictingDefinitionError
 from .._stored_file_info import StoredFileInfo
@@ -146,7 +145,8 @@ class DatastoreRecordStore:
         with self._connect(connection) as conn:
             dialect = conn.dialect.name
             if dialect in ("sqlite", "postgresql"):
-                module = sqlite_dialect if dialect == "sqlite" else pg_dialect
+                # Imported on use so a SQLite repository never loads the PostgreSQL dialect.
+                module = importlib.import_module(f"sqlalchemy.dialects.{dialect}")
                 stmt = module.insert(self.table).on_conflict_do_nothing(index_elements=["dataset_id"])
                 conn.execute(stmt, rows)
                 return

@@ -20,7 +20,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .._exceptions import ButlerError, RepositoryError
 
@@ -148,9 +147,15 @@ class Database:
 
     def insert_ignore(self, table: sa.Table, index_elements: Sequence[str] | None = None) -> Any:
         """An INSERT that silently skips rows conflicting on ``index_elements`` (or any unique key)."""
+        # Dialect modules are imported on use: the PostgreSQL one costs tens of milliseconds of
+        # start-up that a SQLite repository should not pay.
         if self.dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
             return sqlite.insert(table).on_conflict_do_nothing(index_elements=index_elements)
         if self.dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
             return postgresql.insert(table).on_conflict_do_nothing(index_elements=index_elements)
         raise RepositoryError(f"insert-or-ignore is not implemented for {self.dialect}")
 

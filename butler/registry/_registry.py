@@ -91,7 +91,8 @@ class Registry:
             text = attributes.get("dimension_universe")
             if not text:
                 raise RepositoryError(f"registry at {db_url} has no stored dimension universe")
-            universe = DimensionUniverse(yaml.safe_load(text))
+            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the C loader is ~10x faster
+            universe = DimensionUniverse(yaml.load(text, Loader=loader))
         except BaseException:
             engine.dispose()
             raise
