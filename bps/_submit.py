@@ -105,8 +105,8 @@ def prepare(config: BpsConfig, *, progress: bool = False) -> PreparedRun:
     with _timed(timings, "QuantumGraph"):
         graph = make_graph(config, graph_path)
     try:
-        with _timed(timings, "WorkflowGraph"):
-            workflow = build_workflow(config, graph_path, graph)
+        with _timed(timings, "WorkflowGraph"):  # clustering included (also timed on its own)
+            workflow = build_workflow(config, graph_path, graph, timings=timings)
     finally:
         close = getattr(graph, "close", None)
         if callable(close):

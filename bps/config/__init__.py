@@ -5,7 +5,11 @@ from __future__ import annotations
 from .._exceptions import BpsConfigError
 from ._load import BUILTIN_PLACEHOLDERS, TOP_LEVEL_KEYS, default_environ, format_timestamp, load_bps_config
 from ._model import (
+    BUILTIN_CLUSTER_ALGORITHMS,
+    DEFAULT_MEMORY_LIMIT_FACTOR,
     BpsConfig,
+    ClusteringConfig,
+    ClusterSpec,
     FinalJobConfig,
     FinalJobWhen,
     JobResources,
@@ -15,10 +19,14 @@ from ._model import (
 )
 
 __all__ = [
+    "BUILTIN_CLUSTER_ALGORITHMS",
     "BUILTIN_PLACEHOLDERS",
+    "DEFAULT_MEMORY_LIMIT_FACTOR",
     "TOP_LEVEL_KEYS",
     "BpsConfig",
     "BpsConfigError",
+    "ClusterSpec",
+    "ClusteringConfig",
     "FinalJobConfig",
     "FinalJobWhen",
     "JobResources",

@@ -20,7 +20,10 @@ from typing import Any
 from .._exceptions import BpsConfigError
 from ._layers import KeyPath, MergedTree, format_path, load_tree
 from ._model import (
+    BUILTIN_CLUSTER_ALGORITHMS,
     BpsConfig,
+    ClusteringConfig,
+    ClusterSpec,
     FinalJobConfig,
     FinalJobWhen,
     JobResources,
@@ -46,19 +49,51 @@ TOP_LEVEL_KEYS = frozenset(
         "requestMemory",
         "requestCpus",
         "numberOfRetries",
+        "requestDisk",
+        "requestWalltime",
+        "retryUnlessExit",
+        "memoryMultiplier",
+        "memoryLimit",
         "includeConfigs",
         "finalJob",
         "pipetask",
+        "clusterAlgorithm",
+        "cluster",
+        "jobLocalDatasetTypes",
         "vars",
     }
 )
 PAYLOAD_KEYS = frozenset({"payloadName", "butlerConfig", "inCollection", "dataQuery", "output", "outputRun"})
-RESOURCE_KEYS = frozenset({"requestMemory", "requestCpus", "numberOfRetries"})
+#: Keys allowed at the top level, under ``pipetask.<label>``, ``finalJob`` and ``cluster.<name>``.
+RESOURCE_KEYS = frozenset(
+    {
+        "requestMemory",
+        "requestCpus",
+        "numberOfRetries",
+        "requestDisk",
+        "requestWalltime",
+        "retryUnlessExit",
+        "memoryMultiplier",
+        "memoryLimit",
+    }
+)
 FINAL_JOB_KEYS = frozenset({"whenRun", "updateOutputChain"}) | RESOURCE_KEYS
+CLUSTER_KEYS = frozenset({"pipetasks", "dimensions"}) | RESOURCE_KEYS
 #: Placeholders computed by bps rather than set by keys.
 BUILTIN_PLACEHOLDERS = ("timestamp", "uniqProcName")
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+_CLUSTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+_DOTTED_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+#: LSST ctrl_bps spellings of the built-in algorithms, accepted so campaign configs carry over.
+_CLUSTER_ALGORITHM_ALIASES = {
+    "single_quantum_clustering": "single",
+    "dimension_clustering": "dimension",
+    "lsst.ctrl.bps.quantum_clustering_funcs.single_quantum_clustering": "single",
+    "lsst.ctrl.bps.quantum_clustering_funcs.dimension_clustering": "dimension",
+}
+#: Task labels of bps's own jobs; no cluster may take them (see ``bps.workflow._job``).
+_RESERVED_CLUSTER_NAMES = frozenset({"pipetaskInit", "finalJob"})
 
 
 def default_environ() -> dict[str, str]:
@@ -132,13 +167,14 @@ def _check_shape(tree: MergedTree) -> None:
         for key in value or {}:
             if key not in allowed:
                 raise _unknown_key_error(tree, (section, key), allowed)
-    for section in ("site", "pipetask", "vars"):
+    for section in ("site", "pipetask", "cluster", "vars"):
         _require_mapping(tree, (section,), data.get(section))
-    for label, value in (data.get("pipetask") or {}).items():
-        _require_mapping(tree, ("pipetask", label), value)
-        for key in value or {}:
-            if key not in RESOURCE_KEYS:
-                raise _unknown_key_error(tree, ("pipetask", label, key), RESOURCE_KEYS)
+    for section, allowed in (("pipetask", RESOURCE_KEYS), ("cluster", CLUSTER_KEYS)):
+        for name, value in (data.get(section) or {}).items():
+            _require_mapping(tree, (section, name), value)
+            for key in value or {}:
+                if key not in allowed:
+                    raise _unknown_key_error(tree, (section, name, key), allowed)
     for name, value in (data.get("site") or {}).items():
         _require_mapping(tree, ("site", name), value)
     for name in data.get("vars") or {}:
@@ -212,6 +248,56 @@ class _Converter:
             raise self._error(path, f"must be at least {minimum}, got {value}")
         return value
 
+    def number(self, path: KeyPath, *, above: float) -> float | None:
+        """An optional int or float strictly greater than ``above``."""
+        value = self._value(path, False)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                raise self._error(path, f"expected a number, got a string {value!r}") from None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            raise self._error(path, f"expected a number, got {_kind(value)} {value!r}")
+        if value <= above:
+            raise self._error(path, f"must be greater than {above:g}, got {value:g}")
+        return float(value)
+
+    def exit_codes(self, path: KeyPath) -> tuple[int, ...] | None:
+        """An optional exit code or list of them (1-255), as a sorted tuple without repeats."""
+        value = self._value(path, False)
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        items = value if isinstance(value, list) else [value]
+        codes: set[int] = set()
+        for i, item in enumerate(items):
+            where = (*path, i) if isinstance(value, list) else path
+            if isinstance(item, str) and re.fullmatch(r"\s*\d+\s*", item):
+                item = int(item)
+            if isinstance(item, bool) or not isinstance(item, int):
+                raise self._error(
+                    where, f"expected an exit code (an integer) or a list of them, got {_kind(item)}"
+                )
+            if not 1 <= item <= 255:
+                raise self._error(where, f"exit codes are 1 to 255, got {item}")
+            codes.add(item)
+        return tuple(sorted(codes))
+
+    def names(self, path: KeyPath) -> tuple[str, ...]:
+        """An optional comma-separated string or list of names (order kept, repeats dropped)."""
+        value = self._value(path, False)
+        if value is None:
+            return ()
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+            raise self._error(
+                path, f"expected a comma-separated string or a list of names, got {_kind(value)}"
+            )
+        return tuple(dict.fromkeys(v.strip() for v in items if v.strip()))
+
     def boolean(self, path: KeyPath, default: bool) -> bool:
         value = self._value(path, False)
         if value is None:
@@ -248,12 +334,38 @@ class _Converter:
             raise self._error(path, "names no collection")
         return names
 
-    def resources(self, prefix: KeyPath, required: bool) -> tuple[int | None, int | None, int | None]:
-        return (
-            self.integer((*prefix, "requestMemory"), minimum=1, required=required),
-            self.integer((*prefix, "requestCpus"), minimum=1, required=required),
-            self.integer((*prefix, "numberOfRetries"), minimum=0, required=required),
+    def resources(self, prefix: KeyPath) -> TaskResources:
+        """The resource keys under ``prefix`` (all optional; absent ones are None)."""
+        return TaskResources(
+            request_memory=self.integer((*prefix, "requestMemory"), minimum=1, required=False),
+            request_cpus=self.integer((*prefix, "requestCpus"), minimum=1, required=False),
+            number_of_retries=self.integer((*prefix, "numberOfRetries"), minimum=0, required=False),
+            request_disk=self.integer((*prefix, "requestDisk"), minimum=0, required=False),
+            request_walltime=self.integer((*prefix, "requestWalltime"), minimum=1, required=False),
+            retry_unless_exit=self.exit_codes((*prefix, "retryUnlessExit")),
+            memory_multiplier=self.number((*prefix, "memoryMultiplier"), above=1.0),
+            memory_limit=self.integer((*prefix, "memoryLimit"), minimum=1, required=False),
         )
+
+    def top_resources(self) -> JobResources:
+        """The global resources: the three defaults-backed keys are required."""
+        memory = self.integer(("requestMemory",), minimum=1)
+        cpus = self.integer(("requestCpus",), minimum=1)
+        retries = self.integer(("numberOfRetries",), minimum=0)
+        assert memory is not None and cpus is not None and retries is not None
+        resources = self.resources(()).apply(JobResources(memory, cpus, retries))
+        self.check_memory_limit((), resources)
+        return resources
+
+    def check_memory_limit(self, prefix: KeyPath, resources: JobResources) -> None:
+        """Refuse a ``memoryLimit`` below the ``requestMemory`` it caps."""
+        limit = resources.memory_limit
+        if limit is not None and limit < resources.request_memory:
+            key = "memoryLimit" if self._r.has((*prefix, "memoryLimit")) else "requestMemory"
+            raise self._error(
+                (*prefix, key),
+                f"memoryLimit ({limit} MB) is below requestMemory ({resources.request_memory} MB)",
+            )
 
     # -- sections ---------------------------------------------------------------------------------
     def convert(self) -> BpsConfig:
@@ -262,9 +374,7 @@ class _Converter:
         if qgraph_file is None:
             pipeline_yaml = self.file_path(("pipelineYaml",), required=True, must_exist=True)
         payload = self._payload(graph_given=qgraph_file is not None)
-        memory, cpus, retries = self.resources((), required=True)
-        assert memory is not None and cpus is not None and retries is not None
-        resources = JobResources(memory, cpus, retries)
+        resources = self.top_resources()
         compute_site = self.string(("computeSite",))
         submit_path = self.file_path(("submitPath",), required=True, must_exist=False)
         assert submit_path is not None
@@ -288,13 +398,14 @@ class _Converter:
             site=self._site(compute_site),
             submit_path=submit_path,
             resources=resources,
-            task_resources=self._task_resources(),
+            task_resources=self._task_resources(resources),
             final_job=self._final_job(resources),
             timestamp=self._timestamp,
             uniq_proc_name=_uniq_proc_name(payload.output_run),
             variables=self._r.resolved(("vars",)) if self._r.has(("vars",)) else {},
             files=tuple(self._tree.files),
             resolved=resolved,
+            clustering=self._clustering(resources),
         )
 
     def _payload(self, graph_given: bool) -> PayloadConfig:
@@ -328,12 +439,61 @@ class _Converter:
         sources[""] = self._tree.source_of(path)
         return SiteConfig(compute_site, settings, sources)
 
-    def _task_resources(self) -> dict[str, TaskResources]:
+    def _task_resources(self, base: JobResources) -> dict[str, TaskResources]:
         out = {}
         for label in self._tree.data.get("pipetask") or {}:
-            memory, cpus, retries = self.resources(("pipetask", label), required=False)
-            out[label] = TaskResources(memory, cpus, retries)
+            override = self.resources(("pipetask", label))
+            self.check_memory_limit(("pipetask", label), override.apply(base))
+            out[label] = override
         return out
+
+    def _clustering(self, base: JobResources) -> ClusteringConfig:
+        algorithm = self.string(("clusterAlgorithm",), required=False, default="single").strip()
+        algorithm = _CLUSTER_ALGORITHM_ALIASES.get(algorithm, algorithm)
+        if algorithm.lower() in BUILTIN_CLUSTER_ALGORITHMS:
+            algorithm = algorithm.lower()
+        elif not _DOTTED_PATH.fullmatch(algorithm):
+            choices = ", ".join(BUILTIN_CLUSTER_ALGORITHMS)
+            raise self._error(
+                ("clusterAlgorithm",),
+                f"expected one of {choices} or a dotted path package.module.function, got {algorithm!r}",
+            )
+        clusters: dict[str, ClusterSpec] = {}
+        owner: dict[str, str] = {}
+        for name in self._tree.data.get("cluster") or {}:
+            prefix: KeyPath = ("cluster", name)
+            if not _CLUSTER_NAME.fullmatch(name) or name in _RESERVED_CLUSTER_NAMES:
+                why = (
+                    "is reserved for bps's own jobs"
+                    if name in _RESERVED_CLUSTER_NAMES
+                    else ("must start with a letter and hold only letters, digits, '_' and '-'")
+                )
+                raise BpsConfigError(
+                    f"cluster.{name}: the cluster name {why} (in {self._tree.source_of(prefix)})"
+                )
+            pipetasks = self.names((*prefix, "pipetasks"))
+            dimensions = self.names((*prefix, "dimensions"))
+            if algorithm == "dimension" and not pipetasks:
+                raise self._error((*prefix, "pipetasks"), "lists no task label (clusterAlgorithm: dimension)")
+            for label in pipetasks:
+                if label in owner:
+                    raise self._error(
+                        (*prefix, "pipetasks"),
+                        f"task {label!r} is already in cluster {owner[label]!r}; "
+                        "a task can be in one cluster only",
+                    )
+                owner[label] = name
+            resources = self.resources(prefix)
+            self.check_memory_limit(prefix, resources.apply(base))
+            keys = ("", "pipetasks", "dimensions", *sorted(RESOURCE_KEYS))
+            sources = {key: self._tree.source_of((*prefix, key) if key else prefix) for key in keys}
+            clusters[name] = ClusterSpec(name, pipetasks, dimensions, resources, sources)
+        job_local = self.names(("jobLocalDatasetTypes",))
+        sources = {
+            key: self._tree.source_of((key,))
+            for key in ("clusterAlgorithm", "cluster", "jobLocalDatasetTypes")
+        }
+        return ClusteringConfig(algorithm, clusters, job_local, sources)
 
     def _final_job(self, base: JobResources) -> FinalJobConfig:
         when_text = self.string(("finalJob", "whenRun"), required=False, default="ALWAYS").upper()
@@ -343,11 +503,12 @@ class _Converter:
             choices = ", ".join(w.value for w in FinalJobWhen)
             message = f"expected one of {choices}, got {when_text!r}"
             raise self._error(("finalJob", "whenRun"), message) from None
-        memory, cpus, retries = self.resources(("finalJob",), required=False)
+        resources = self.resources(("finalJob",)).apply(base)
+        self.check_memory_limit(("finalJob",), resources)
         return FinalJobConfig(
             when_run=when,
             update_output_chain=self.boolean(("finalJob", "updateOutputChain"), True),
-            resources=TaskResources(memory, cpus, retries).apply(base),
+            resources=resources,
         )
 
     def _resolved_tree(self, compute_site: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ plugins, the submit directory) takes this object, so a typo in a key is caught o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -27,33 +27,79 @@ class FinalJobWhen(StrEnum):
     """No final job in the workflow; the operator runs the merge by hand."""
 
 
+#: ``memoryLimit`` when ``memoryMultiplier`` is set and no limit is given: this many times
+#: the job's ``requestMemory`` (a plugin may lower it further to what its site can offer).
+DEFAULT_MEMORY_LIMIT_FACTOR = 4
+
+
 @dataclass(frozen=True, slots=True)
 class JobResources:
-    """What one batch job asks of the workflow engine."""
+    """What one batch job asks of the workflow engine, and how it is retried."""
 
     request_memory: int
     """Megabytes."""
     request_cpus: int
     number_of_retries: int
     """Extra attempts after a failed one (0: run once)."""
+    request_disk: int = 0
+    """Megabytes of local scratch disk; 0: the engine's default."""
+    request_walltime: int | None = None
+    """Seconds; None: no limit asked for."""
+    retry_unless_exit: tuple[int, ...] = ()
+    """Exit codes after which the job is NOT retried, whatever ``number_of_retries`` allows."""
+    memory_multiplier: float | None = None
+    """> 1: an attempt killed or held for exceeding its memory is retried with the memory
+    multiplied by this (again on each such retry).  None: memory never grows."""
+    memory_limit: int | None = None
+    """Megabytes the multiplied memory never exceeds; None: see :meth:`effective_memory_limit`."""
+
+    def effective_memory_limit(self) -> int | None:
+        """The cap of the growing memory: ``memory_limit`` if set, else
+        :data:`DEFAULT_MEMORY_LIMIT_FACTOR` x ``request_memory``; None without a multiplier."""
+        if self.memory_multiplier is None:
+            return None
+        if self.memory_limit is not None:
+            return self.memory_limit
+        return self.request_memory * DEFAULT_MEMORY_LIMIT_FACTOR
 
 
 @dataclass(frozen=True, slots=True)
 class TaskResources:
-    """Per-task-label overrides from ``pipetask: {<label>: {...}}``; None keeps the global value."""
+    """Overrides of the global resources (``pipetask.<label>``, ``finalJob``, ``cluster.<name>``).
+
+    None (or, for ``retry_unless_exit``, None too) keeps the value of the level beneath.
+    """
 
     request_memory: int | None = None
     request_cpus: int | None = None
     number_of_retries: int | None = None
+    request_disk: int | None = None
+    request_walltime: int | None = None
+    retry_unless_exit: tuple[int, ...] | None = None
+    memory_multiplier: float | None = None
+    memory_limit: int | None = None
 
     def apply(self, base: JobResources) -> JobResources:
+        """``base`` with every value this override sets replaced."""
         return JobResources(
-            request_memory=base.request_memory if self.request_memory is None else self.request_memory,
-            request_cpus=base.request_cpus if self.request_cpus is None else self.request_cpus,
-            number_of_retries=(
-                base.number_of_retries if self.number_of_retries is None else self.number_of_retries
-            ),
+            request_memory=_pick(self.request_memory, base.request_memory),
+            request_cpus=_pick(self.request_cpus, base.request_cpus),
+            number_of_retries=_pick(self.number_of_retries, base.number_of_retries),
+            request_disk=_pick(self.request_disk, base.request_disk),
+            request_walltime=_pick(self.request_walltime, base.request_walltime),
+            retry_unless_exit=_pick(self.retry_unless_exit, base.retry_unless_exit),
+            memory_multiplier=_pick(self.memory_multiplier, base.memory_multiplier),
+            memory_limit=_pick(self.memory_limit, base.memory_limit),
         )
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether this override sets nothing."""
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+
+def _pick(value: Any, default: Any) -> Any:
+    return default if value is None else value
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +142,52 @@ class SiteConfig:
         return BpsConfigError(f"site.{self.name}.{key}: {message} (in {where})")
 
 
+#: The built-in values of ``clusterAlgorithm``; anything else must be a dotted path
+#: ``package.module.function`` to a clustering function (see :mod:`bps.workflow._cluster`).
+BUILTIN_CLUSTER_ALGORITHMS = ("single", "dimension", "chain")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    """One ``cluster: {<name>: {...}}`` entry.
+
+    ``pipetasks`` and ``dimensions`` drive ``clusterAlgorithm: dimension``; ``resources`` apply to
+    every job whose label is ``name``, whichever algorithm made it.
+    """
+
+    name: str
+    pipetasks: tuple[str, ...] = ()
+    dimensions: tuple[str, ...] = ()
+    """As written (order kept: it orders the data-ID values in job names)."""
+    resources: TaskResources = field(default_factory=TaskResources)
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """Key -> the file that set it; ``""`` -> the file that set the entry."""
+
+    def error(self, key: str, message: str) -> BpsConfigError:
+        """A config error about ``cluster.<name>.<key>`` naming the file that set it."""
+        where = self.sources.get(key) or self.sources.get("", "the submit config")
+        path = f"cluster.{self.name}.{key}" if key else f"cluster.{self.name}"
+        return BpsConfigError(f"{path}: {message} (in {where})")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusteringConfig:
+    """How quanta are grouped into batch jobs: ``clusterAlgorithm``, ``cluster``, ``jobLocalDatasetTypes``."""
+
+    algorithm: str = "single"
+    """``single``, ``dimension``, ``chain``, or a dotted path to a function."""
+    clusters: Mapping[str, ClusterSpec] = field(default_factory=dict)
+    job_local_dataset_types: tuple[str, ...] = ()
+    """Dataset types kept in memory inside a job when every reader of them runs in that job."""
+    sources: Mapping[str, str] = field(default_factory=dict)
+    """``clusterAlgorithm`` / ``jobLocalDatasetTypes`` -> the file that set it."""
+
+    def error(self, key: str, message: str) -> BpsConfigError:
+        """A config error about the top-level key ``key``, naming the file that set it."""
+        where = self.sources.get(key, "the submit config")
+        return BpsConfigError(f"{key}: {message} (in {where})")
+
+
 @dataclass(frozen=True, slots=True)
 class BpsConfig:
     """One submit's complete, validated configuration."""
@@ -127,6 +219,7 @@ class BpsConfig:
     """Every YAML file merged (includes first, the submit YAML last)."""
     resolved: Mapping[str, Any]
     """The merged, substituted key tree (what the submit directory records)."""
+    clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
 
     def resources_for(self, label: str) -> JobResources:
         """Resources of a quantum job of task ``label``: global values with per-task overrides."""

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from ._build import GraphSource, build_workflow
+from ._cluster import ClusterFunction, QuantumCluster, QuantumGraphSummary
 from ._graph import WorkflowGraph
 from ._io import WORKFLOW_FILENAME, read_workflow, write_workflow
 from ._job import FINAL_LABEL, INIT_LABEL, GenericJob
 
 __all__ = [
     "FINAL_LABEL",
+    "ClusterFunction",
     "INIT_LABEL",
     "WORKFLOW_FILENAME",
     "GenericJob",
     "GraphSource",
+    "QuantumCluster",
+    "QuantumGraphSummary",
     "WorkflowGraph",
     "build_workflow",
     "read_workflow",

@@ -19,11 +19,19 @@ def quantum_command_prefix(repo: str, graph: str) -> tuple[str, ...]:
     return ("pipetask", "run-qbb", repo, graph)
 
 
-def quantum_command(prefix: tuple[str, ...], quantum_ids: tuple[uuid.UUID, ...]) -> list[str]:
-    """Run the given quanta from the graph file with a quantum-backed butler (no registry access)."""
+def quantum_command(
+    prefix: tuple[str, ...], quantum_ids: tuple[uuid.UUID, ...], job_local: tuple[str, ...] = ()
+) -> list[str]:
+    """Run the given quanta, in this order, from the graph file with a quantum-backed butler.
+
+    ``job_local`` dataset types are kept in memory for the job's later quanta instead of being
+    written (bps passes only types that no quantum outside the job reads).
+    """
     argv = list(prefix)
     for qid in quantum_ids:
         argv += ("--qgraph-node-id", str(qid))
+    for name in job_local:
+        argv += ("--job-local", name)
     return argv
 
 

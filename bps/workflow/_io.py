@@ -2,6 +2,11 @@
 
 ``report`` and ``restart`` read it back long after the submitting process is gone; jobs with
 default flags omit them to keep 20,000-job files small.
+
+Versions: 1.0 had name, label, command, cpus, memory, retries, quantum IDs, flags and files;
+1.1 adds the optional ``request_disk``, ``request_walltime``, ``retry_unless_exit``,
+``memory_multiplier`` and ``memory_limit`` (written only when not at their defaults), so 1.0 files
+read as jobs with default values and a 1.0 reader still reads 1.1 files.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from ._job import GenericJob
 
 WORKFLOW_FORMAT = "skybatch.bps.workflow"
 WORKFLOW_MAJOR = 1
-WORKFLOW_MINOR = 0
+WORKFLOW_MINOR = 1
 WORKFLOW_FILENAME = "workflow.json"
 
 
@@ -41,7 +46,22 @@ def _job_to_json(job: GenericJob, file_index: dict[tuple[str, ...], int]) -> dic
         out["is_final"] = True
     if job.files:
         out["files"] = file_index.setdefault(job.files, len(file_index))
+    if job.request_disk:
+        out["request_disk"] = job.request_disk
+    if job.request_walltime is not None:
+        out["request_walltime"] = job.request_walltime
+    if job.retry_unless_exit:
+        out["retry_unless_exit"] = list(job.retry_unless_exit)
+    if job.memory_multiplier is not None:
+        out["memory_multiplier"] = job.memory_multiplier
+    if job.memory_limit is not None:
+        out["memory_limit"] = job.memory_limit
     return out
+
+
+def _optional_int(item: dict[str, Any], key: str) -> int | None:
+    value = item.get(key)
+    return None if value is None else int(value)
 
 
 def write_workflow(path: Path, workflow: WorkflowGraph) -> None:
@@ -87,6 +107,13 @@ def _read(path: Path) -> WorkflowGraph:
                 is_init=bool(item.get("is_init", False)),
                 is_final=bool(item.get("is_final", False)),
                 files=file_sets[item["files"]] if "files" in item else (),
+                request_disk=int(item.get("request_disk", 0)),
+                request_walltime=_optional_int(item, "request_walltime"),
+                retry_unless_exit=tuple(int(c) for c in item.get("retry_unless_exit", ())),
+                memory_multiplier=(
+                    None if item.get("memory_multiplier") is None else float(item["memory_multiplier"])
+                ),
+                memory_limit=_optional_int(item, "memory_limit"),
             )
             for item in doc["jobs"]
         )

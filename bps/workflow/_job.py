@@ -24,7 +24,8 @@ class GenericJob:
     name: str
     """Unique within the workflow; used for log file names and in reports."""
     label: str
-    """Task label for quantum jobs; :data:`INIT_LABEL` / :data:`FINAL_LABEL` for the others."""
+    """Task label of a one-quantum job, the cluster name of a cluster job (several quanta);
+    :data:`INIT_LABEL` / :data:`FINAL_LABEL` for bps's own jobs."""
     command: list[str]
     """argv; the program is looked up on PATH by the engine."""
     request_cpus: int
@@ -32,7 +33,20 @@ class GenericJob:
     """Megabytes."""
     number_of_retries: int
     quantum_ids: tuple[uuid.UUID, ...] = ()
+    """The quanta the command runs, in the order it runs them (empty for init and final jobs)."""
     is_init: bool = False
     is_final: bool = False
     files: tuple[str, ...] = ()
     """Files the job reads that an engine might have to stage (the graph file)."""
+    request_disk: int = 0
+    """Megabytes of local scratch disk; 0: the engine's default."""
+    request_walltime: int | None = None
+    """Seconds the job may run; None: no limit asked for."""
+    retry_unless_exit: tuple[int, ...] = ()
+    """Exit codes after which the job must NOT be retried (retries are left unused)."""
+    memory_multiplier: float | None = None
+    """> 1: an attempt killed or held for exceeding ``request_memory`` is retried with the memory
+    multiplied by this, again on each such retry, up to ``memory_limit``.  None: memory is fixed."""
+    memory_limit: int | None = None
+    """Megabytes the multiplied memory never exceeds; set (>= ``request_memory``) exactly when
+    ``memory_multiplier`` is.  An engine may lower it to the largest memory its site offers."""

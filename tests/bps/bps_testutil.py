@@ -10,6 +10,7 @@ import datetime
 import sys
 import textwrap
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 from bps.workflow import GenericJob
@@ -114,12 +115,15 @@ def python_job(
     )
 
 
-def graph_reader_like(graph: QuantumGraph, with_labels: bool = True) -> object:
+def graph_reader_like(graph: QuantumGraph, with_summaries: bool = True) -> object:
     """An object with GraphReader's whole-graph methods over an in-memory graph.
 
     Dependencies are computed once, up front, so timing a build through it measures bps only.
+    Without ``with_summaries`` it lacks ``iter_quantum_summaries`` and ``iter_quanta`` (the
+    slow path of a minimal reader).
     """
     deps = graph.dependencies()
+    by_id = {q.id: q for q in graph.quanta}
 
     class _Reader:
         header = graph.header
@@ -131,10 +135,10 @@ def graph_reader_like(graph: QuantumGraph, with_labels: bool = True) -> object:
             return deps
 
         def read_quantum(self, qid: uuid.UUID) -> tuple[Quantum, dict[uuid.UUID, object]]:
-            return next(q for q in graph.quanta if q.id == qid), {}
+            return by_id[qid], {}
 
-    class _ReaderWithLabels(_Reader):
-        def quantum_task_labels(self) -> list[str]:
-            return [q.task_label for q in graph.quanta]
+    class _ReaderWithSummaries(_Reader):
+        def iter_quantum_summaries(self) -> Iterator[tuple[uuid.UUID, str, DataCoordinate]]:
+            return ((q.id, q.task_label, q.data_id) for q in graph.quanta)
 
-    return _ReaderWithLabels() if with_labels else _Reader()
+    return _ReaderWithSummaries() if with_summaries else _Reader()

@@ -366,3 +366,91 @@ def test_yaml_is_data_never_code(cfg_dir: Path, env: dict[str, str]) -> None:
 
 def test_config_error_is_a_value_error() -> None:
     assert issubclass(BpsConfigError, ValueError)
+
+
+# -- resources and retries -------------------------------------------------------------------------
+def test_resource_and_retry_keys_at_every_level(cfg_dir: Path, env: dict[str, str]) -> None:
+    cfg = load(
+        submit_yaml(
+            cfg_dir,
+            """
+requestDisk: 100
+requestWalltime: 3600
+retryUnlessExit: 2
+memoryMultiplier: 2
+pipetask:
+  isr: {retryUnlessExit: [4, 3, 4], memoryLimit: 9000, requestWalltime: "60"}
+  calibrate: {retryUnlessExit: [], memoryMultiplier: 1.5}
+finalJob: {requestDisk: 0, memoryMultiplier: 1.1}
+""",
+        ),
+        env,
+    )
+    top = cfg.resources
+    assert (top.request_disk, top.request_walltime, top.retry_unless_exit) == (100, 3600, (2,))
+    assert (top.memory_multiplier, top.memory_limit, top.effective_memory_limit()) == (2.0, None, 4 * 2048)
+    isr = cfg.resources_for("isr")
+    assert (isr.retry_unless_exit, isr.memory_limit, isr.request_walltime) == ((3, 4), 9000, 60)
+    assert isr.effective_memory_limit() == 9000
+    calibrate = cfg.resources_for("calibrate")
+    assert calibrate.retry_unless_exit == () and calibrate.memory_multiplier == 1.5  # [] clears the codes
+    final = cfg.final_job.resources
+    assert (final.request_disk, final.memory_multiplier, final.request_walltime) == (0, 1.1, 3600)
+    assert cfg.clustering.algorithm == "single" and not cfg.clustering.clusters
+    assert JobResources(1, 1, 0).effective_memory_limit() is None  # no multiplier: no limit
+
+
+@pytest.mark.parametrize(
+    ("extra", "pattern"),
+    [
+        ("requestDisk: -1\n", r"requestDisk: must be at least 0, got -1"),
+        ("requestWalltime: 0\n", r"requestWalltime: must be at least 1, got 0"),
+        ("requestWalltime: 1h\n", r"requestWalltime: expected an integer, got a string '1h'"),
+        ("memoryMultiplier: 1\n", r"memoryMultiplier: must be greater than 1, got 1"),
+        ("memoryMultiplier: lots\n", r"memoryMultiplier: expected a number, got a string 'lots'"),
+        ("memoryMultiplier: true\n", r"memoryMultiplier: expected a number, got a boolean"),
+        ("memoryLimit: 1000\n", r"memoryLimit: memoryLimit \(1000 MB\) is below requestMemory \(2048 MB\)"),
+        (
+            "memoryLimit: 3000\npipetask: {gather: {requestMemory: 4000}}\n",
+            r"pipetask\.gather\.requestMemory: memoryLimit \(3000 MB\) is below requestMemory \(4000 MB\)",
+        ),
+        ("retryUnlessExit: 0\n", r"retryUnlessExit: exit codes are 1 to 255, got 0"),
+        ("retryUnlessExit: [1, x]\n", r"retryUnlessExit\[1\]: expected an exit code \(an integer\)"),
+        ("retryUnlessExit: {a: 1}\n", r"retryUnlessExit: expected an exit code"),
+        ("pipetask: {isr: {requestDisk: big}}\n", r"pipetask\.isr\.requestDisk: expected an integer"),
+        ("finalJob: {memoryMultiplier: 0.5}\n", r"finalJob\.memoryMultiplier: must be greater than 1"),
+        (
+            "jobLocalDatasetTypes: {a: 1}\n",
+            r"jobLocalDatasetTypes: expected a comma-separated string or a list",
+        ),
+        ("cluster: {c: {requestCpus: 0}}\n", r"cluster\.c\.requestCpus: must be at least 1, got 0"),
+    ],
+)
+def test_resource_errors_name_key_and_file(
+    cfg_dir: Path, env: dict[str, str], extra: str, pattern: str
+) -> None:
+    with pytest.raises(BpsConfigError, match=pattern + r".*\(in .*submit\.yaml\)"):
+        load(submit_yaml(cfg_dir, extra), env)
+
+
+def test_cluster_entries(cfg_dir: Path, env: dict[str, str]) -> None:
+    cfg = load(
+        submit_yaml(
+            cfg_dir,
+            """
+clusterAlgorithm: Dimension
+jobLocalDatasetTypes: postISR, tmp
+cluster:
+  perChip: {pipetasks: "isr, calibrate", dimensions: [exposure, detector], requestMemory: 3000}
+  perExposure: {pipetasks: [gather], dimensions: exposure}
+""",
+        ),
+        env,
+    )
+    clustering = cfg.clustering
+    assert clustering.algorithm == "dimension" and clustering.job_local_dataset_types == ("postISR", "tmp")
+    chip = clustering.clusters["perChip"]
+    assert (chip.pipetasks, chip.dimensions) == (("isr", "calibrate"), ("exposure", "detector"))
+    assert chip.resources.request_memory == 3000 and chip.resources.request_cpus is None
+    assert clustering.clusters["perExposure"].resources.is_empty
+    assert str(chip.sources["requestMemory"]).endswith("submit.yaml")

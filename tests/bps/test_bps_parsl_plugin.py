@@ -188,6 +188,22 @@ def test_final_job_when_success_is_pruned_after_a_failure(cfg_dir: Path, tmp_pat
     assert not (submit_dir / "final.txt").exists()
 
 
+def test_retry_unless_exit_stops_retries_on_those_codes(cfg_dir: Path, tmp_path: Path) -> None:
+    wf = WorkflowGraph("w")
+    wf.add_jobs(
+        [
+            python_job("fatal", "t", "raise SystemExit(9)", retries=3),
+            python_job("transient", "t", "raise SystemExit(5)", retries=2),
+        ]
+    )
+    for name in ("fatal", "transient"):
+        wf.job(name).retry_unless_exit = (2, 9)
+    _, report = run_workflow(cfg_dir, tmp_path / "s", wf)
+    jobs = {job.name: job for job in report.jobs}
+    assert (jobs["fatal"].state, jobs["fatal"].exit_code, jobs["fatal"].attempts) == (JobState.FAILED, 9, 1)
+    assert (jobs["transient"].exit_code, jobs["transient"].attempts) == (5, 3)
+
+
 def test_missing_program(cfg_dir: Path, tmp_path: Path) -> None:
     wf = WorkflowGraph("w")
     wf.add_job(python_job("nope", "t", ""))

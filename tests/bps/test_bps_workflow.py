@@ -53,7 +53,7 @@ def test_jobs_edges_and_order(config: BpsConfig, tmp_path: Path) -> None:
         expected = {by_quantum[d].name for d in deps[quantum.id]} or {INIT_LABEL}
         assert set(wf.parents(job.name)) == expected
     # The final job depends on the jobs nothing else depends on (the gathers), so on everything.
-    assert sorted(wf.parents(FINAL_LABEL)) == ["gather_1", "gather_2", "gather_3"]
+    assert sorted(wf.parents(FINAL_LABEL)) == ["gather_Cam_0", "gather_Cam_1", "gather_Cam_2"]
     assert sorted(wf.children(INIT_LABEL)) == sorted(j.name for j in wf if j.label == "isr")
     import networkx as nx
 
@@ -66,11 +66,11 @@ def test_commands_resources_and_files(config: BpsConfig, tmp_path: Path) -> None
     wf = build_workflow(config, graph_path, graph)
     repo, gpath = config.payload.butler_config, str(graph_path)
     assert wf.init_job is not None and wf.init_job.command == ["pipetask", "pre-exec-init-qbb", repo, gpath]
-    isr = wf.job("isr_1")
+    isr = wf.job("isr_Cam_0_0")
     assert isr.command == ["pipetask", "run-qbb", repo, gpath, "--qgraph-node-id", str(isr.quantum_ids[0])]
     assert isr.quantum_ids == (graph.quanta[0].id,)
     assert (isr.request_memory, isr.request_cpus, isr.number_of_retries) == (2048, 1, 0)
-    gather = wf.job("gather_1")
+    gather = wf.job("gather_Cam_0")
     assert (gather.request_memory, gather.number_of_retries) == (9000, 2)
     assert wf.final_job is not None
     assert wf.final_job.command == [
@@ -88,7 +88,7 @@ def test_commands_resources_and_files(config: BpsConfig, tmp_path: Path) -> None
 def test_reader_gives_the_same_workflow(config: BpsConfig, tmp_path: Path) -> None:
     graph = workload_graph(exposures=2, detectors=3)
     from_memory = build_workflow(config, tmp_path / "g", graph)
-    for reader in (graph_reader_like(graph), graph_reader_like(graph, with_labels=False)):
+    for reader in (graph_reader_like(graph), graph_reader_like(graph, with_summaries=False)):
         from_reader = build_workflow(config, tmp_path / "g", reader)  # type: ignore[arg-type]
         assert [j.name for j in from_reader] == [j.name for j in from_memory]
         assert [j.command for j in from_reader] == [j.command for j in from_memory]
@@ -149,7 +149,7 @@ def test_file_round_trip_and_version(config: BpsConfig, tmp_path: Path) -> None:
     path = tmp_path / "workflow.json"
     write_workflow(path, wf)
     doc = json.loads(path.read_text())
-    assert doc["format"] == "skybatch.bps.workflow" and doc["version"] == "1.0"
+    assert doc["format"] == "skybatch.bps.workflow" and doc["version"] == "1.1"
     back = read_workflow(path)
     assert back.name == wf.name and back.final_job_when is wf.final_job_when
     for old, new in zip(wf, back, strict=True):

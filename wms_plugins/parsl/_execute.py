@@ -40,6 +40,8 @@ class JobSpec:
     events: str
     """File the worker appends a line to when an attempt starts (how the submit side sees RUNNING)."""
     number_of_retries: int
+    retry_unless_exit: tuple[int, ...] = ()
+    """Exit codes after which no retry is made (``retryUnlessExit``)."""
 
 
 class JobExitError(Exception):

@@ -189,6 +189,7 @@ class WorkflowRunner:
             stderr=str(self._layout.stderr(job.label, job.name)),
             events=str(self._layout.events_file),
             number_of_retries=job.number_of_retries,
+            retry_unless_exit=job.retry_unless_exit,
         )
 
     def _submit_body(self, dfk: Any, body: list[GenericJob]) -> None:
@@ -246,6 +247,8 @@ class WorkflowRunner:
         if not isinstance(spec, JobSpec) or isinstance(exc, DependencyError | JobCancelledError):
             return give_up
         if CANCELLED.is_set() or task_record["fail_count"] > spec.number_of_retries:
+            return give_up
+        if isinstance(exc, JobExitError) and exc.exit_code in spec.retry_unless_exit:
             return give_up
         self._messages.put(("retry", spec.name, exc))
         return 1.0
