@@ -1,6 +1,6 @@
 """bps: batch production. Submit YAML -> QuantumGraph -> WorkflowGraph -> a WMS plugin.
 
-Public names are lifted here from private modules.  The workflow names (which import networkx)
+Public names are lifted here from private modules.  The workflow names
 are loaded on first use, so ``bps report`` and plugins' workers start quickly.
 """
 

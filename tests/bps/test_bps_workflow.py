@@ -57,7 +57,9 @@ def test_jobs_edges_and_order(config: BpsConfig, tmp_path: Path) -> None:
     assert sorted(wf.children(INIT_LABEL)) == sorted(j.name for j in wf if j.label == "isr")
     import networkx as nx
 
-    assert nx.descendants(wf._graph, INIT_LABEL) == {job.name for job in wf} - {INIT_LABEL}
+    # Checked with an independent graph library: every job is reachable from the init job.
+    independent = nx.DiGraph(list(wf.edges()))
+    assert nx.descendants(independent, INIT_LABEL) == {job.name for job in wf} - {INIT_LABEL}
 
 
 def test_commands_resources_and_files(config: BpsConfig, tmp_path: Path) -> None:
@@ -196,3 +198,15 @@ def test_twenty_thousand_quanta_prepare_quickly(config: BpsConfig, tmp_path: Pat
     elapsed = time.perf_counter() - start
     assert len(wf) == 20_502
     assert elapsed < 2.0, f"build + write took {elapsed:.2f} s"
+
+
+def test_a_cycle_is_reported_with_its_jobs() -> None:
+    from bps.workflow import GenericJob, WorkflowGraph
+
+    wf = WorkflowGraph("cyclic")
+    wf.add_jobs(GenericJob(name, "t", ["true"], 1, 100, 0) for name in ("a", "b", "c"))
+    wf.add_dependencies([("a", "b"), ("b", "c"), ("c", "a")])
+    assert not wf.is_acyclic()
+    assert sorted(wf.find_cycle()) == ["a", "b", "c"]
+    with pytest.raises(ValueError, match="dependency cycle: "):
+        wf.topological_order()
