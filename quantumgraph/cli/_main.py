@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import click
 
@@ -13,38 +17,83 @@ from . import _commands as cmd
 
 register_user_errors(QuantumGraphError)
 
-_repo_option = click.option(
-    "-b", "--butler-config", "repo", required=True, metavar="REPO", help="Path to the butler repository."
-)
-_inputs_option = click.option(
-    "-i",
-    "--input",
-    "inputs",
-    multiple=True,
-    metavar="COLLECTION",
-    help="Input collections to search, in order (repeat or comma-separate). Defaults to the "
-    "existing --output chain's contents.",
-)
-_output_option = click.option(
-    "-o",
-    "--output",
-    metavar="COLLECTION",
-    help="Output CHAINED collection; the new run is put at its front after execution.",
-)
-_output_run_option = click.option(
-    "--output-run", metavar="RUN", help="Output RUN collection (default: OUTPUT/<UTC timestamp>)."
-)
-_pipeline_option = click.option("-p", "--pipeline", metavar="PIPELINE.yaml", help="Pipeline YAML file.")
-_query_option = click.option(
-    "-d",
-    "--data-query",
-    "where",
-    metavar="EXPR",
-    help='Data query, e.g. "exposure IN (1, 2) AND detector < 4" or "band = \'r\'".',
-)
-_qgraph_option = click.option(
-    "-g", "--qgraph", metavar="FILE", help="Use this saved QuantumGraph instead of building one."
-)
+F = TypeVar("F", bound=Callable[..., Any])
+
+_REPO_HELP = "Path to the butler repository (or its butler.yaml)."
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSource:
+    """Where a command's graph comes from: a saved file (--qgraph) or a build from these options."""
+
+    repo: str | None
+    inputs: tuple[str, ...]
+    output: str | None
+    output_run: str | None
+    pipeline: str | None
+    where: str | None
+    qgraph: str | None
+
+    def obtain(self) -> cmd.QuantumGraph:
+        if self.qgraph:
+            return cmd.load_graph(self.qgraph)
+        if not self.repo or not self.pipeline:
+            raise click.UsageError("give either --qgraph FILE, or -b REPO and -p PIPELINE to build a graph")
+        return cmd.build_graph(
+            self.repo, self.inputs, self.output, self.output_run, self.pipeline, self.where
+        )
+
+
+def graph_source_options(*, repo_required: bool) -> Callable[[F], F]:
+    """Add the options that say which graph to use, handed to the command as one ``source``."""
+    options = [
+        click.option(
+            "-b", "--butler-config", "repo", required=repo_required, metavar="REPO", help=_REPO_HELP
+        ),
+        click.option(
+            "-i",
+            "--input",
+            "inputs",
+            multiple=True,
+            metavar="COLLECTION",
+            help="Input collections to search, in order (repeat or comma-separate). Defaults to the "
+            "existing --output chain's contents.",
+        ),
+        click.option(
+            "-o",
+            "--output",
+            metavar="COLLECTION",
+            help="Output CHAINED collection; the new run is put at its front after execution.",
+        ),
+        click.option(
+            "--output-run", metavar="RUN", help="Output RUN collection (default: OUTPUT/<UTC timestamp>)."
+        ),
+        click.option("-p", "--pipeline", metavar="PIPELINE.yaml", help="Pipeline YAML file."),
+        click.option(
+            "-d",
+            "--data-query",
+            "where",
+            metavar="EXPR",
+            help='Data query, e.g. "exposure IN (1, 2) AND detector < 4" or "band = \'r\'".',
+        ),
+        click.option(
+            "-g", "--qgraph", metavar="FILE", help="Use this saved QuantumGraph instead of building one."
+        ),
+    ]
+    names = ("repo", "inputs", "output", "output_run", "pipeline", "where", "qgraph")
+
+    def decorator(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            source = GraphSource(**{name: kwargs.pop(name) for name in names})
+            return func(*args, source=source, **kwargs)
+
+        command: Any = wrapper
+        for option in reversed(options):
+            command = option(command)
+        return command  # type: ignore[no-any-return]
+
+    return decorator
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -64,30 +113,8 @@ def main(progress: bool) -> None:
     """
 
 
-def _obtain_graph(
-    repo: str | None,
-    inputs: tuple[str, ...],
-    output: str | None,
-    output_run: str | None,
-    pipeline: str | None,
-    where: str | None,
-    qgraph: str | None,
-) -> cmd.QuantumGraph:
-    if qgraph:
-        return cmd.load_graph(qgraph)
-    if not repo or not pipeline:
-        raise click.UsageError("give either --qgraph FILE, or -b REPO and -p PIPELINE to build a graph")
-    return cmd.build_graph(repo, inputs, output, output_run, pipeline, where)
-
-
 @main.command()
-@click.option("-b", "--butler-config", "repo", metavar="REPO", help="Path to the butler repository.")
-@_inputs_option
-@_output_option
-@_output_run_option
-@_pipeline_option
-@_query_option
-@_qgraph_option
+@graph_source_options(repo_required=False)
 @click.option("--save-qgraph", metavar="FILE", help="Write the graph to FILE.")
 @click.option(
     "--show",
@@ -97,19 +124,9 @@ def _obtain_graph(
     help="Print a summary (quanta per task) or one line per quantum (id, task, data ID).",
 )
 @error_boundary
-def qgraph(
-    repo: str | None,
-    inputs: tuple[str, ...],
-    output: str | None,
-    output_run: str | None,
-    pipeline: str | None,
-    where: str | None,
-    qgraph: str | None,
-    save_qgraph: str | None,
-    show: tuple[str, ...],
-) -> None:
+def qgraph(source: GraphSource, save_qgraph: str | None, show: tuple[str, ...]) -> None:
     """Build a QuantumGraph (or load one with --qgraph), then save and/or show it."""
-    graph = _obtain_graph(repo, inputs, output, output_run, pipeline, where, qgraph)
+    graph = source.obtain()
     if save_qgraph:
         size = cmd.save_graph(graph, save_qgraph)
         click.echo(f"Saved {len(graph)} quanta to {save_qgraph} ({size:,} bytes)", err=True)
@@ -120,13 +137,7 @@ def qgraph(
 
 
 @main.command()
-@_repo_option
-@_inputs_option
-@_output_option
-@_output_run_option
-@_pipeline_option
-@_query_option
-@_qgraph_option
+@graph_source_options(repo_required=True)
 @click.option("--save-qgraph", metavar="FILE", help="Also write the graph to FILE.")
 @click.option(
     "-j",
@@ -139,28 +150,18 @@ def qgraph(
 )
 @click.pass_context
 @error_boundary
-def run(
-    ctx: click.Context,
-    repo: str,
-    inputs: tuple[str, ...],
-    output: str | None,
-    output_run: str | None,
-    pipeline: str | None,
-    where: str | None,
-    qgraph: str | None,
-    save_qgraph: str | None,
-    jobs: int,
-) -> None:
+def run(ctx: click.Context, source: GraphSource, save_qgraph: str | None, jobs: int) -> None:
     """Build a graph (or load one), execute every quantum here, and register the outputs.
 
     A failed quantum's downstream quanta are skipped; everything else runs and is registered,
     and the command exits with status 1.
     """
-    graph = _obtain_graph(repo, inputs, output, output_run, pipeline, where, qgraph)
+    graph = source.obtain()
     if save_qgraph:
         cmd.save_graph(graph, save_qgraph)
+    assert source.repo is not None  # required for run
     ok, failed, pruned, merged = cmd.run_graph(
-        repo, graph, save_qgraph or qgraph, jobs, bool(ctx.find_root().params.get("progress"))
+        source.repo, graph, save_qgraph or source.qgraph, jobs, bool(ctx.find_root().params.get("progress"))
     )
     where_out = merged.output or merged.output_run
     click.echo(
