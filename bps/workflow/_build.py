@@ -17,8 +17,9 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from butler._gcpause import gc_paused
+
 from .._exceptions import EmptyGraphError
-from .._gcpause import gc_paused
 from ..config._model import BpsConfig, FinalJobWhen, JobResources, TaskResources
 from ._cluster import QuantumCluster, QuantumGraphSummary, cluster_quanta, job_edges, job_local_types
 from ._commands import final_command, init_command, quantum_command, quantum_command_prefix

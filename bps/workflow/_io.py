@@ -16,8 +16,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from butler._gcpause import gc_paused
+
 from .._exceptions import StateFileError
-from .._gcpause import gc_paused
 from .._jsonfile import read_versioned, versioned, write_json_atomic
 from ..config._model import FinalJobWhen
 from ._graph import WorkflowGraph

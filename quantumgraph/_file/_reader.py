@@ -12,11 +12,9 @@ standard library and the butler foundation types.
 from __future__ import annotations
 
 import bisect
-import gc
 import os
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
 
@@ -25,6 +23,7 @@ import zstandard
 
 from butler._dataset_type import DatasetRef
 from butler._dimensions import DataCoordinate
+from butler._gcpause import gc_paused
 from butler._stored_file_info import StoredFileInfo
 
 from .._model import FORMAT_MAJOR, GraphHeader, Quantum, QuantumGraph
@@ -56,24 +55,6 @@ from ._layout import (
 from ._source import ByteSource, FileByteSource
 
 _Section = tuple[int, int, int]  # offset, length, crc32
-
-
-@contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building a whole graph's objects.
-
-    Loading allocates hundreds of thousands of containers and no cycles, yet each allocation
-    burst triggers collections that rescan the caller's whole heap; in a process that already
-    holds a large graph that tripled the time of ``dependencies()``.  Reference counting still
-    frees everything, and the collector's previous state is restored.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 class GraphReader:
@@ -369,7 +350,7 @@ class GraphReader:
     def quantum_ids(self) -> list[uuid.UUID]:
         """Every quantum ID in file order (a dependency-respecting order), without reading blocks."""
         if self._quantum_ids is None:
-            with _gc_paused():
+            with gc_paused():
                 self._quantum_ids = self._read_quantum_table()
         return list(self._quantum_ids)
 
@@ -480,7 +461,7 @@ class GraphReader:
         """The whole graph: header, every quantum in file order and every stored record."""
         quanta: list[Quantum] = []
         records: dict[uuid.UUID, StoredFileInfo] = dict(self._header_records)
-        with _gc_paused():
+        with gc_paused():
             for q, recs in self.iter_quanta_with_records():
                 quanta.append(q)
                 records.update(recs)
@@ -493,7 +474,7 @@ class GraphReader:
         Works on the raw block records (encoded IDs as dict keys, no DatasetRef or DataCoordinate
         built), which is what makes it fast enough for BPS on large graphs.
         """
-        with _gc_paused():
+        with gc_paused():
             return self._dependencies()
 
     def _dependencies(self) -> dict[uuid.UUID, set[uuid.UUID]]:

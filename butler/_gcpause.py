@@ -1,9 +1,10 @@
 """Pausing the cyclic garbage collector around bulk object creation.
 
-Building or reading a 20,000-job workflow creates ~100,000 small objects; each allocation burst
-triggers full collections that walk everything alive (a whole QuantumGraph, say).  Those passes
-cost more than the work itself and vary from run to run.  The objects made in these sections
-form no reference cycles, so pausing loses nothing.
+Loading a QuantumGraph or building a 20,000-job workflow creates hundreds of thousands of small
+objects; each allocation burst triggers collections that walk everything alive (a whole graph,
+say).  Those passes cost more than the work itself and vary from run to run.  The objects made in
+these sections form no reference cycles, so pausing loses nothing: reference counting still
+frees them.  Shared by quantumgraph (graph reading) and bps (workflow building).
 """
 
 from __future__ import annotations
