@@ -87,6 +87,8 @@ SCHEDD_INTERVAL = 2
 SCHEDD_MIN_INTERVAL = 1
 STARTER_UPDATE_INTERVAL = 2
 DAGMAN_USER_LOG_SCAN_INTERVAL = 1
+# Job policy (periodic_hold/remove, used for memory retries) is evaluated every 2 s, not 60 s.
+PERIODIC_EXPR_INTERVAL = 2
 """
 #: The repository this file belongs to; bind-mounted at PROJECT_MOUNT.
 REPO = Path(__file__).resolve().parents[2]
@@ -388,9 +390,7 @@ def _remove_tree(path: Path) -> None:
 
 
 def cache_key() -> str:
-    recipe = json.dumps(
-        [SETUP_VERSION, SUITE, MIRROR, PACKAGES, VENV_BUILD_PACKAGES, CONDOR_SETTINGS, USER, UID, str(VENV)]
-    )
+    recipe = json.dumps([SETUP_VERSION, SUITE, MIRROR, PACKAGES, VENV_BUILD_PACKAGES, USER, UID, str(VENV)])
     return f"{SUITE}-v{SETUP_VERSION}-{hashlib.sha256(recipe.encode()).hexdigest()[:10]}"
 
 
@@ -792,6 +792,8 @@ def start_pool(
             log.warning("stopping a pool left behind in %s by an earlier run", root)
             shutdown(root, grace=5)
         _prepare_files(root)
+        # Written at every start (not part of the cached build), so tuning it never costs a rebuild.
+        (root / str(CONFIG_FILE).lstrip("/")).write_text(CONDOR_SETTINGS)
         _mount_system(root)
         (root / str(PROJECT_MOUNT).lstrip("/")).mkdir(exist_ok=True)
         _mount_private(root / str(PROJECT_MOUNT).lstrip("/"), "--bind", str(project))

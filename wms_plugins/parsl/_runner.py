@@ -55,14 +55,13 @@ def _parsl_config(
         import sys
 
         from parsl.executors import HighThroughputExecutor
-        from parsl.providers import LocalProvider
 
         worker_init = settings.worker_init or f'export PATH="{os.path.dirname(sys.executable)}:$PATH"'
         executor: Any = HighThroughputExecutor(
             label=EXECUTOR_LABEL,
-            address=settings.address,
+            address=settings.address or None,
             max_workers_per_node=settings.max_workers,
-            provider=LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=worker_init),
+            provider=_provider(settings, worker_init),
             worker_logdir_root=str(layout.parsl_dir),
         )
     else:
@@ -79,6 +78,32 @@ def _parsl_config(
         # Parsl starts htex's initial block at the first strategy pass; its 5 s default period
         # would make every local run wait 5 s before the first job.
         strategy_period=1,
+    )
+
+
+def _provider(settings: ParslSiteSettings, worker_init: str) -> Any:
+    """Where htex's workers come from: this machine, or SLURM jobs (``provider: slurm``)."""
+    slurm = settings.slurm
+    if slurm is None:
+        from parsl.providers import LocalProvider
+
+        return LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=worker_init)
+    from parsl.launchers import SingleNodeLauncher, SrunLauncher
+    from parsl.providers import SlurmProvider
+
+    return SlurmProvider(
+        partition=slurm.partition,
+        account=slurm.account or None,
+        qos=slurm.qos or None,
+        nodes_per_block=slurm.nodes,
+        init_blocks=1,
+        min_blocks=0,
+        max_blocks=slurm.max_blocks,
+        walltime=slurm.walltime,
+        scheduler_options=slurm.scheduler_options,
+        exclusive=slurm.exclusive,
+        worker_init=worker_init,
+        launcher=SrunLauncher() if slurm.nodes > 1 else SingleNodeLauncher(),  # one worker pool per node
     )
 
 
