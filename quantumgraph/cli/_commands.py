@@ -53,20 +53,20 @@ def build_graph(
     from .._pipeline import Pipeline
 
     pipeline = Pipeline.from_file(pipeline_path)
-    butler = Butler(repo, writeable=False)
-    collections = split_collections(inputs)
-    if not collections and output:
-        # Like LSST: with no -i, an existing output chain supplies the inputs.
-        existing = dict(butler.registry.query_collections())
-        if existing.get(output) == "CHAINED":
-            collections = list(butler.registry.get_chain(output))
-    if output_run is None:
-        if output is None:
-            raise GraphBuildError("give -o/--output (a CHAINED collection) or --output-run")
-        output_run = default_output_run(output)
-    return build_quantum_graph(
-        butler, pipeline, input_collections=collections, output_run=output_run, output=output, where=where
-    )
+    with Butler(repo, writeable=False) as butler:
+        collections = split_collections(inputs)
+        if not collections and output:
+            # Like LSST: with no -i, an existing output chain supplies the inputs.
+            existing = dict(butler.registry.query_collections())
+            if existing.get(output) == "CHAINED":
+                collections = list(butler.registry.get_chain(output))
+        if output_run is None:
+            if output is None:
+                raise GraphBuildError("give -o/--output (a CHAINED collection) or --output-run")
+            output_run = default_output_run(output)
+        return build_quantum_graph(
+            butler, pipeline, input_collections=collections, output_run=output_run, output=output, where=where
+        )
 
 
 def show_graph(graph: QuantumGraph, what: str, out: TextIO | None = None) -> None:
