@@ -39,7 +39,11 @@ class PostgresServer:
         self.sock.mkdir()
         self._as_user: list[str] = []
         if os.geteuid() == 0:
-            self._as_user = ["runuser", "-u", "postgres", "--"]
+            # runuser lives in /usr/sbin, which a non-login root PATH may lack.
+            runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+            if runuser is None:
+                raise PostgresUnavailable("running as root but runuser (util-linux) is not installed")
+            self._as_user = [runuser, "-u", "postgres", "--"]
             for path in (self.base, self.sock):
                 shutil.chown(path, "postgres")
         self._counter = itertools.count()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +9,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy
+from butler_pgserver import PostgresServer
 
 from butler._exceptions import ConflictingDefinitionError
 from butler._stored_file_info import StoredFileInfo
@@ -142,52 +139,15 @@ def test_insert_ignore_existing_is_one_statement_on_postgresql() -> None:
 
 
 @pytest.fixture
-def pg_engine() -> Iterator[sqlalchemy.Engine]:
-    """A throw-away PostgreSQL server on a Unix socket, run as the postgres user when we are root."""
-    pg_bin = Path("/usr/lib/postgresql/15/bin")
-    if not (pg_bin / "initdb").exists():
-        pytest.skip("PostgreSQL 15 server binaries not installed")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("the psycopg driver is not installed")
-    # Not under pytest's tmp_path: its parents are private to root, and initdb refuses root.
-    base = Path(tempfile.mkdtemp(prefix="skybatch-pg-"))
-    data, sock = base / "data", base / "sock"
-    sock.mkdir()
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        for p in (base, sock):
-            shutil.chown(p, "postgres")
-
-    def pg(*args: str) -> None:
-        done = subprocess.run([*as_user, *args], capture_output=True, text=True)
-        if done.returncode:
-            pytest.fail(f"{args[0]} failed: {done.stderr or done.stdout}")
-
-    pg(str(pg_bin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust")
-    pg(
-        str(pg_bin / "pg_ctl"),
-        "-D",
-        str(data),
-        "-w",
-        "-l",
-        str(base / "pg.log"),
-        "-o",
-        f"-k {sock} -c listen_addresses='' -p 54329",
-        "start",
-    )
-    eng = sqlalchemy.create_engine(f"postgresql+psycopg://postgres@/postgres?host={sock}&port=54329")
+def pg_engine(postgresql_server: PostgresServer) -> Iterator[sqlalchemy.Engine]:
+    """An empty database on the session's real PostgreSQL server (see conftest.py)."""
+    name = postgresql_server.create_database()
+    eng = sqlalchemy.create_engine(postgresql_server.url(name))
     try:
         yield eng
     finally:
         eng.dispose()
-        subprocess.run(
-            [*as_user, str(pg_bin / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-        )
-        shutil.rmtree(base, ignore_errors=True)
+        postgresql_server.drop_database(name)
 
 
 def test_record_store_on_postgresql(pg_engine: sqlalchemy.Engine) -> None:
