@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -185,19 +184,15 @@ def test_file_round_trip_and_version(config: BpsConfig, tmp_path: Path) -> None:
         read_workflow(path)
 
 
-def test_twenty_thousand_quanta_prepare_quickly(config: BpsConfig, tmp_path: Path) -> None:
-    """W(500, 20): building and writing the workflow stays well under a second of bps's time.
-
-    The bound here is loose (shared CI cores); it exists to catch accidental quadratic work.
-    """
+def test_twenty_thousand_quanta_round_trip(config: BpsConfig, tmp_path: Path) -> None:
+    """W(500, 20) builds, writes and reads back intact (its speed is in benchmarks/workload.py)."""
     graph = workload_graph(exposures=500, detectors=20)
     reader = graph_reader_like(graph)
-    start = time.perf_counter()
     wf = build_workflow(config, tmp_path / "g", reader)  # type: ignore[arg-type]
     write_workflow(tmp_path / "workflow.json", wf)
-    elapsed = time.perf_counter() - start
     assert len(wf) == 20_502
-    assert elapsed < 2.0, f"build + write took {elapsed:.2f} s"
+    back = read_workflow(tmp_path / "workflow.json")
+    assert len(back) == 20_502 and back.number_of_edges == wf.number_of_edges
 
 
 def test_a_cycle_is_reported_with_its_jobs() -> None:

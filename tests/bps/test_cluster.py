@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -65,9 +64,7 @@ def test_dimension_clustering_of_twenty_thousand_quanta(cfg_dir: Path, tmp_path:
     config = make_config(cfg_dir, PER_CHIP)
     timings: dict[str, float] = {}
     with GraphReader(path) as reader:
-        start = time.perf_counter()
         wf = build_workflow(config, path, reader, timings=timings)
-        elapsed = time.perf_counter() - start
     assert len(wf) == 10_502
     assert wf.label_counts() == {"perChip": 10_000, "gather": 500, INIT_LABEL: 1, FINAL_LABEL: 1}
     quanta = {str(q.id): q for q in graph.quanta}
@@ -85,9 +82,23 @@ def test_dimension_clustering_of_twenty_thousand_quanta(cfg_dir: Path, tmp_path:
     assert sorted(wf.parents(FINAL_LABEL)) == sorted(f"gather_Cam_{e}" for e in range(500))
     assert wf.number_of_edges == 10_000 + 10_000 + 500  # init->cluster, cluster->gather, gather->final
     assert wf.is_acyclic()
-    # Loose bounds (2 shared cores); clustering alone took about 0.2 s when written.
-    assert timings["clustering"] < 1.0, timings
-    assert elapsed < 5.0
+    assert "clustering" in timings  # bps prepare reports the stage; speed is measured in benchmarks/
+
+    # The DAG an operator would submit: one JOB line per job and the merge as the FINAL node.
+    from bps.config import SiteConfig
+    from wms_plugins.htcondor._layout import HTCondorLayout
+    from wms_plugins.htcondor._render import dag_text_parts
+    from wms_plugins.htcondor._site import site_settings
+
+    dag = "".join(
+        dag_text_parts(wf, HTCondorLayout(tmp_path / "submit", wf.name), site_settings(SiteConfig("p", {})))
+    )
+    lines = dag.splitlines()
+    jobs = [line.split()[1] for line in lines if line.startswith("JOB ")]
+    finals = [line.split()[1] for line in lines if line.startswith("FINAL ")]
+    assert len(jobs) == 10_501 and finals == [FINAL_LABEL]
+    assert sum(name.startswith("perChip_") for name in jobs) == 10_000
+    assert sum(line.startswith("SUBMIT-DESCRIPTION ") for line in lines) == 4  # init, perChip, gather, final
 
 
 def test_dimension_list_syntax_and_partial_clusters(cfg_dir: Path, tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -281,19 +280,6 @@ def test_insert_datastore_records_is_idempotent(butler: Butler) -> None:
     info = butler.get_records([ref.id])[ref.id]
     butler.insert_datastore_records([info])
     assert butler.get_records([ref.id]) == {ref.id: info}
-
-
-# -- speed ------------------------------------------------------------------------------------
-
-
-def test_put_rate_is_reasonable(butler: Butler) -> None:
-    """A loose floor (the target is ~1,500 puts/s); catches accidental per-put queries or schema work."""
-    n = 200
-    start = time.perf_counter()
-    for i in range(n):
-        butler.put({"i": i}, "raw", **CAM, exposure=1 + i % 6, detector=1 + i // 6 % 3, run=f"speed{i // 18}")
-    rate = n / (time.perf_counter() - start)
-    assert rate > 150, f"only {rate:.0f} puts/s"
 
 
 # -- other databases --------------------------------------------------------------------------

@@ -7,7 +7,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -490,20 +489,6 @@ def test_ingest_refusals(store: FileDatastore, source: Path, tmp_path: Path) -> 
     with pytest.raises(DatastorePathError):
         store.ingest(source, make_ref(run="../escape"), "copy")
     assert not store.root.exists() or visible_files(store.root) == []
-
-
-# -- speed -----------------------------------------------------------------------------------------
-
-
-def test_small_yaml_writes_are_fast(store: FileDatastore) -> None:
-    """A generous bound (the target is well under 0.3 ms a write); it catches regressions, not noise."""
-    refs = [make_ref(instrument="HSC", exposure=e, detector=d) for e in range(50) for d in range(20)]
-    payload = {"exposure": 1, "detector": 2, "value": 3.5, "flags": ["a", "b"]}
-    start = time.perf_counter()
-    for ref in refs:
-        store.write(payload, ref)
-    per_write = (time.perf_counter() - start) / len(refs)
-    assert per_write < 2e-3, f"{per_write * 1e3:.3f} ms per write"
 
 
 def test_file_datastore_does_not_import_sqlalchemy() -> None:
