@@ -63,6 +63,10 @@ class QuantumBackedButler:
         """Records of the datasets put through this butler, in the order they were put."""
         return self._written
 
+    def add_records(self, records: Mapping[uuid.UUID, StoredFileInfo]) -> None:
+        """Make more inputs readable: a job running several quanta adds each one's records."""
+        self._records.update(records)
+
     def _info(self, ref: DatasetRef) -> StoredFileInfo | None:
         info = self._records.get(ref.id)
         if info is None:

@@ -11,13 +11,16 @@ import functools
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from butler._dimensions import DimensionUniverse
 from butler._repo_config import CONFIG_NAME, RepoConfig
 from butler._stored_file_info import StoredFileInfo
 
 from ._model import GraphHeader
+
+if TYPE_CHECKING:
+    from butler._limited_butler import QuantumBackedButler
 
 
 @functools.lru_cache(maxsize=8)
@@ -32,7 +35,9 @@ def read_datastore_config(repo: Path) -> tuple[Path, str | None]:
     return config.resolved_root(repo), config.template
 
 
-def make_limited_butler(repo: Path, header: GraphHeader, records: Mapping[uuid.UUID, StoredFileInfo]) -> Any:
+def make_limited_butler(
+    repo: Path, header: GraphHeader, records: Mapping[uuid.UUID, StoredFileInfo]
+) -> QuantumBackedButler:
     """A QuantumBackedButler over ``repo``'s datastore for the graph described by ``header``."""
     from butler._limited_butler import QuantumBackedButler
 

@@ -33,37 +33,6 @@ from ._model import (
 )
 from ._template import Resolver
 
-#: Keys allowed at the top level of a submit YAML.
-TOP_LEVEL_KEYS = frozenset(
-    {
-        "pipelineYaml",
-        "qgraphFile",
-        "payload",
-        "operator",
-        "project",
-        "campaign",
-        "wmsServiceClass",
-        "computeSite",
-        "site",
-        "submitPath",
-        "requestMemory",
-        "requestCpus",
-        "numberOfRetries",
-        "requestDisk",
-        "requestWalltime",
-        "retryUnlessExit",
-        "memoryMultiplier",
-        "memoryLimit",
-        "includeConfigs",
-        "finalJob",
-        "pipetask",
-        "clusterAlgorithm",
-        "cluster",
-        "jobLocalDatasetTypes",
-        "vars",
-    }
-)
-PAYLOAD_KEYS = frozenset({"payloadName", "butlerConfig", "inCollection", "dataQuery", "output", "outputRun"})
 #: Keys allowed at the top level, under ``pipetask.<label>``, ``finalJob`` and ``cluster.<name>``.
 RESOURCE_KEYS = frozenset(
     {
@@ -77,6 +46,32 @@ RESOURCE_KEYS = frozenset(
         "memoryLimit",
     }
 )
+#: Keys allowed at the top level of a submit YAML.
+TOP_LEVEL_KEYS = (
+    frozenset(
+        {
+            "pipelineYaml",
+            "qgraphFile",
+            "payload",
+            "operator",
+            "project",
+            "campaign",
+            "wmsServiceClass",
+            "computeSite",
+            "site",
+            "submitPath",
+            "includeConfigs",
+            "finalJob",
+            "pipetask",
+            "clusterAlgorithm",
+            "cluster",
+            "jobLocalDatasetTypes",
+            "vars",
+        }
+    )
+    | RESOURCE_KEYS
+)
+PAYLOAD_KEYS = frozenset({"payloadName", "butlerConfig", "inCollection", "dataQuery", "output", "outputRun"})
 FINAL_JOB_KEYS = frozenset({"whenRun", "updateOutputChain"}) | RESOURCE_KEYS
 CLUSTER_KEYS = frozenset({"pipetasks", "dimensions"}) | RESOURCE_KEYS
 #: Placeholders computed by bps rather than set by keys.

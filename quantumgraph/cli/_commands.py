@@ -187,6 +187,10 @@ def run_qbb(
         else:
             read = (reader.read_quantum(qid) for qid in ids)
         tasks = TaskFactory(header.tasks)
+        # One butler for the whole job (universe, datastore and its caches built once); each
+        # quantum's input records are added to it as the quantum comes up.
+        qbb = make_limited_butler(Path(repo), header, {})
+        butler: LimitedButler = qbb if store is None else JobLocalButler(qbb, store)
         unavailable: set[uuid.UUID] = set()  # outputs of quanta of this run that failed or were skipped
         for quantum, records in read:
             lost = next((ref for ref in quantum.input_refs() if ref.id in unavailable), None)
@@ -198,9 +202,7 @@ def run_qbb(
                     "in this job"
                 )
                 continue
-            butler: LimitedButler = make_limited_butler(Path(repo), header, records)
-            if store is not None:
-                butler = JobLocalButler(butler, store)
+            qbb.add_records(records)
             try:
                 execute_quantum(tasks.get(quantum.task_label), quantum, butler)
                 done += 1
