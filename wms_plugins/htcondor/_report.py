@@ -174,6 +174,10 @@ def build_run_report(run_id: str, facts: DagFacts, *, with_jobs: bool = True) ->
         overall = JobState.READY
     elif overall is JobState.READY and not gone:
         overall = JobState.PENDING  # DAGMan is queued but has not submitted a job yet
+    elif overall in TERMINAL_STATES and not gone:
+        # DAGMan is still in the queue: the run is not over, whatever the node status file says
+        # (right after a restart it still describes the previous submission's failed nodes).
+        overall = JobState.RUNNING
     return RunReport(
         run_id=run_id,
         state=overall,

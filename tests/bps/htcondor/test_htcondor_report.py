@@ -236,3 +236,12 @@ def test_dagman_out() -> None:
         and parsed.first_error.startswith("ERROR: the following job(s) failed")
     )
     assert parse_dagman_out("nothing here") is None
+
+
+def test_a_run_whose_dagman_is_still_queued_is_not_finished(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files that describe a finished DAG (e.g. the previous submission, just after a restart)
+    do not make the run FAILED while DAGMan itself is still in the queue."""
+    _fake_schedd(monkeypatch, 4, False)
+    assert _report(RUNS / "fail").state is JobState.FAILED
+    _fake_schedd(monkeypatch, 2, True)
+    assert _report(RUNS / "fail").state is JobState.RUNNING
