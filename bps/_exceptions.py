@@ -12,7 +12,7 @@ catch either ``BpsError`` or, say, ``ValueError``::
      +-- StateFileError (ValueError)        a run's state or workflow file is unreadable or too new
      +-- WmsError (RuntimeError)            the workflow engine failed (wraps the engine's own error)
 
-The CLI maps these to one-line messages and exit codes in one place (:mod:`bps.cli._errors`).
+The CLI maps these to one-line messages and exit codes in one place (:mod:`bps.cli._exit_codes`).
 """
 
 from __future__ import annotations

@@ -9,13 +9,19 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._config import TaskConfig
-from ._errors import GraphBuildError, PipelineError, QuantumExecutionError, QuantumGraphError
+from ._exceptions import (
+    GraphBuildError,
+    GraphFileError,
+    PipelineError,
+    QuantumExecutionError,
+    QuantumGraphError,
+)
 from ._model import ConnectionInfo, GraphHeader, Quantum, QuantumGraph, TaskInfo
 from ._task import Input, Output, PipelineTask
 
 if TYPE_CHECKING:
     from ._builder import build_quantum_graph
-    from ._file import GraphFileError, GraphReader, write_graph
+    from ._file import GraphReader, write_graph
     from ._merge import MergeResult, transfer_from_graph
     from ._pipeline import Pipeline
     from ._pipeline_graph import PipelineGraph
@@ -25,7 +31,6 @@ _LAZY = {
     "Pipeline": "._pipeline",
     "PipelineGraph": "._pipeline_graph",
     "GraphReader": "._file",
-    "GraphFileError": "._file",
     "write_graph": "._file",
     "transfer_from_graph": "._merge",
     "MergeResult": "._merge",

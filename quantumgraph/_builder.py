@@ -33,7 +33,7 @@ from butler._dataset_type import DatasetRef, DatasetType
 from butler._dimensions import DataCoordinate, DimensionUniverse
 from butler._exceptions import MissingCollectionError, MissingDatasetTypeError
 
-from ._errors import GraphBuildError
+from ._exceptions import GraphBuildError
 from ._ids import IdFactory
 from ._model import GraphHeader, Quantum, QuantumGraph
 from ._pipeline import Pipeline

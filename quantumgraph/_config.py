@@ -18,7 +18,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from ._errors import PipelineError
+from ._exceptions import PipelineError
 
 _SIMPLE_TYPES: tuple[type, ...] = (bool, int, float, str)
 

@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from butler._dataset_type import DatasetRef
 
-from ._errors import QuantumExecutionError
+from ._exceptions import QuantumExecutionError
 from ._model import Quantum, TaskInfo
 from ._pipeline import import_task_class
 from ._task import PipelineTask

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 
 from ._config import TaskConfig
-from ._errors import PipelineError
+from ._exceptions import PipelineError
 from ._model import ConnectionInfo, TaskInfo
 from ._task import PipelineTask
 

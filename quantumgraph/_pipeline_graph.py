@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from butler._dataset_type import DatasetType
 from butler._dimensions import DimensionUniverse
 
-from ._errors import PipelineError
+from ._exceptions import PipelineError
 from ._pipeline import Pipeline, TaskDef
 
 CONFIG_STORAGE_CLASS = "TaskConfig"

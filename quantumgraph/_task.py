@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ._config import TaskConfig
-from ._errors import PipelineError
+from ._exceptions import PipelineError
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import click
 
 from butler.cli_support import log_level_option, progress_enabled, progress_option
 
-from ._errors import EXIT_RUN_NOT_SUCCEEDED, describe_error
+from ._exit_codes import EXIT_RUN_NOT_SUCCEEDED, describe_error
 from ._options import PRECEDENCE, ConfigOverrides, config_overrides, run_id_option
 
 

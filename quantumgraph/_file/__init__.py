@@ -6,7 +6,7 @@ opens a graph), so this package pulls in only msgpack, zstandard and butler foun
 
 from __future__ import annotations
 
-from ._errors import GraphFileError
+from .._exceptions import GraphFileError
 from ._reader import GraphReader
 from ._source import ByteSource, BytesSource, FileByteSource
 from ._writer import write_graph

@@ -26,6 +26,7 @@ from butler._dimensions import DataCoordinate
 from butler._gcpause import gc_paused
 from butler._stored_file_info import StoredFileInfo
 
+from .._exceptions import GraphFileError
 from .._model import FORMAT_MAJOR, GraphHeader, Quantum, QuantumGraph
 from ._codec import (
     EXTRA_INPUTS,
@@ -37,7 +38,6 @@ from ._codec import (
     decode_header,
     uuid_from_int,
 )
-from ._errors import GraphFileError
 from ._layout import (
     COUNTER_MASK,
     FOOTER,

@@ -27,9 +27,9 @@ import zstandard
 from butler._dimensions import DimensionUniverse
 from butler._stored_file_info import StoredFileInfo
 
+from .._exceptions import GraphFileError
 from .._model import FORMAT_MAJOR, FORMAT_MINOR, GraphHeader, Quantum, QuantumGraph
 from ._codec import IdCodec, QuantumEncoder, Tables, encode_header
-from ._errors import GraphFileError
 from ._layout import (
     COMPRESSION_LEVEL,
     DEFAULT_BLOCK_QUANTA,

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from .._errors import GraphBuildError
+from .._exceptions import GraphBuildError
 from .._model import QuantumGraph
 
 if TYPE_CHECKING:

@@ -12,7 +12,7 @@ import click
 
 from butler.cli_support import error_boundary, log_level_option, progress_option, register_user_errors
 
-from .._errors import QuantumGraphError
+from .._exceptions import QuantumGraphError
 from . import _commands as cmd
 
 register_user_errors(QuantumGraphError)

@@ -9,7 +9,7 @@ import click
 
 from butler.cli_support import error_boundary, progress_enabled, register_user_errors
 
-from .._errors import QuantumGraphError
+from .._exceptions import QuantumGraphError
 
 register_user_errors(QuantumGraphError)
 

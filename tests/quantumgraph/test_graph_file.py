@@ -17,6 +17,7 @@ import quantumgraph._file as graph_file
 from butler._dataset_type import DatasetRef, DatasetType
 from butler._dimensions import DataCoordinate, DimensionUniverse
 from butler._stored_file_info import StoredFileInfo
+from quantumgraph import QuantumGraphError
 from quantumgraph._file import BytesSource, GraphFileError, GraphReader, write_graph
 from quantumgraph._ids import IdFactory
 from quantumgraph._model import (
@@ -210,6 +211,7 @@ def test_exported_names() -> None:
         "write_graph",
     }
     assert issubclass(GraphFileError, ValueError)
+    assert issubclass(GraphFileError, QuantumGraphError)
 
 
 def test_round_trip_whole_graph(graph: QuantumGraph, graph_path: Path) -> None:
