@@ -78,7 +78,8 @@ def transfer_from_graph(
             progress(1)
     registry = butler.registry
     with registry.transaction():
-        for dt in header.dataset_types.values():
+        # Name order: concurrent merges then take the same row locks in the same order (no deadlock).
+        for dt in sorted(header.dataset_types.values(), key=lambda d: d.name):
             if register_dataset_types:
                 registry.register_dataset_type(dt)
             else:
@@ -109,17 +110,19 @@ def _update_chain(butler: Butler, header: GraphHeader) -> None:
     The graph's input collections may include the output chain itself (``-i`` defaulting to
     the chain on a rerun); it is never added to itself.
     """
-    registry = butler.registry
     assert header.output is not None
-    existing = dict(registry.query_collections())
-    if header.output in existing:
-        children = list(registry.get_chain(header.output))
-        if header.output_run in children:
-            return
+    output, run = header.output, header.output_run
+
+    def prepend_run(children: list[str]) -> list[str]:
+        if not children:
+            return [run, *(c for c in header.input_collections if c != output)]
+        if run in children:
+            return children
         # Inputs named for this run that the chain lacks go right after the run, so everything
         # the run was built from stays searchable through the output collection.
-        added = [c for c in header.input_collections if c not in children and c != header.output]
-        registry.register_chain(header.output, [header.output_run, *added, *children])
-    else:
-        inputs = [c for c in header.input_collections if c != header.output]
-        registry.register_chain(header.output, [header.output_run, *inputs])
+        added = [c for c in header.input_collections if c not in children and c != output]
+        return [run, *added, *children]
+
+    # Computed under the chain's lock from its current children, so merges running at the same
+    # time into one output chain each add their run and none is lost.
+    butler.registry.update_chain(output, prepend_run)

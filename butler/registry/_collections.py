@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
@@ -98,18 +98,31 @@ class CollectionManager:
         self._remember(row[0], collection_id, CollectionType(row[1]))
         return str(row[0])
 
-    def _insert(self, conn: sa.Connection, name: str, ctype: CollectionType, doc: str) -> int:
-        try:
-            result = conn.execute(sa.insert(self._table).values(name=name, type=ctype.value, doc=doc))
-        except sa.exc.IntegrityError as err:
-            raise ConflictingDefinitionError(f"collection {name!r} was created concurrently; retry") from err
-        (new_id,) = result.inserted_primary_key or (None,)
-        assert new_id is not None
-        self._remember(name, int(new_id), ctype)
-        return int(new_id)
+    def _insert_or_get(
+        self, conn: sa.Connection, name: str, ctype: CollectionType, doc: str
+    ) -> tuple[int, bool]:
+        """Create collection ``name`` unless it exists; (its id, whether this call created it).
+
+        Another process may create the same name at the same moment: the insert skips a row that
+        conflicts on the name (waiting, on PostgreSQL, for the other transaction to finish), and
+        the row is then read back, so both callers agree on one collection.  An existing one of
+        the other kind is CollectionTypeError.
+        """
+        t = self._table
+        inserted = conn.execute(
+            self._db.insert_ignore(t, ["name"]).values(name=name, type=ctype.value, doc=doc).returning(t.c.id)
+        ).first()
+        row = conn.execute(self._select_by_name, {"name": name}).first()
+        if row is None:  # pragma: no cover - the row was just inserted or found conflicting
+            raise ConflictingDefinitionError(f"collection {name!r} vanished while being created")
+        found = CollectionType(row[1])
+        if found is not ctype:
+            raise CollectionTypeError(f"collection {name!r} exists and is {found.value}, not {ctype.value}")
+        self._remember(name, int(row[0]), found)
+        return int(row[0]), inserted is not None
 
     def register_run(self, name: str, doc: str = "") -> bool:
-        """Create RUN ``name``; False if it already exists as a RUN."""
+        """Create RUN ``name``; False if it already exists as a RUN (also when created concurrently)."""
         check_collection_name(name)
         with self._db.transaction() as conn:
             existing = self.lookup(conn, name)
@@ -119,8 +132,7 @@ class CollectionManager:
                         f"collection {name!r} exists and is {existing[1].value}, not a RUN"
                     )
                 return False
-            self._insert(conn, name, CollectionType.RUN, doc)
-        return True
+            return self._insert_or_get(conn, name, CollectionType.RUN, doc)[1]
 
     def _all_edges(self, conn: sa.Connection) -> dict[int, list[int]]:
         chain = self._chain
@@ -134,27 +146,47 @@ class CollectionManager:
 
     def register_chain(self, name: str, children: list[str], *, prepend: bool = False) -> None:
         """Create or redefine CHAINED ``name``; with ``prepend`` put ``children`` before its current ones."""
-        check_collection_name(name)
         if isinstance(children, str):
             children = [children]
+        new = list(children)
+        if prepend:
+            self.update_chain(name, lambda current: new + [c for c in current if c not in new])
+        else:
+            self.update_chain(name, lambda current: new)
+
+    def update_chain(self, name: str, update: Callable[[list[str]], list[str]]) -> list[str]:
+        """Set CHAINED ``name`` (created if new) to ``update(current children)``, atomically.
+
+        The chain's own collection row is locked first (``SELECT ... FOR UPDATE`` on PostgreSQL;
+        on SQLite the write transaction already holds the database's write lock), and its
+        children are read only after that, so concurrent updates of one chain -- many merges
+        prepending their runs at once -- queue up and each sees the previous one's result: no
+        update is lost.  ``update`` gets the current child names (empty for a new chain) and
+        returns the new list, duplicates dropped.  Returns that list.
+        """
+        check_collection_name(name)
         with self._db.transaction() as conn:
             existing = self.lookup(conn, name)
             if existing is not None and existing[1] is not CollectionType.CHAINED:
                 raise CollectionTypeError(
                     f"collection {name!r} exists and is {existing[1].value}, not CHAINED"
                 )
+            if existing is None:
+                parent_id = self._insert_or_get(conn, name, CollectionType.CHAINED, "")[0]
+            else:
+                parent_id = existing[0]
+            t = self._table
+            conn.execute(sa.select(t.c.id).where(t.c.id == parent_id).with_for_update()).all()
+            edges = self._all_edges(conn)
+            current = [self.name_of(conn, c) for c in edges.get(parent_id, [])]
+            wanted = update(current)
             child_ids: list[int] = []
-            for child in children:
+            names: list[str] = []
+            for child in wanted:
                 cid = self.find(conn, child)[0]
                 if cid not in child_ids:
                     child_ids.append(cid)
-            edges = self._all_edges(conn)
-            if existing is None:
-                parent_id = self._insert(conn, name, CollectionType.CHAINED, "")
-            else:
-                parent_id = existing[0]
-                if prepend:
-                    child_ids += [c for c in edges.get(parent_id, []) if c not in child_ids]
+                    names.append(child)
             edges[parent_id] = child_ids
             self._check_no_cycle(conn, parent_id, edges)
             conn.execute(sa.delete(self._chain).where(self._chain.c.parent == parent_id))
@@ -163,6 +195,7 @@ class CollectionManager:
                     sa.insert(self._chain),
                     [{"parent": parent_id, "position": i, "child": c} for i, c in enumerate(child_ids)],
                 )
+        return names
 
     def _check_no_cycle(self, conn: sa.Connection, start: int, edges: dict[int, list[int]]) -> None:
         def visit(node: int, path: list[int]) -> None:

@@ -53,21 +53,28 @@ class DatasetTypeManager:
             if existing is not None:
                 existing[1].check_compatible(dataset_type)
                 return False
-            try:
-                result = conn.execute(
-                    sa.insert(self._table).values(
-                        name=dataset_type.name,
-                        dimensions=" ".join(dataset_type.dimensions),
-                        storage_class=dataset_type.storage_class,
-                    )
+            # Another process may register the same type at the same moment: skip a conflicting
+            # row (waiting, on PostgreSQL, for the other transaction) and compare what is there.
+            t = self._table
+            inserted = conn.execute(
+                self._db.insert_ignore(t, ["name"])
+                .values(
+                    name=dataset_type.name,
+                    dimensions=" ".join(dataset_type.dimensions),
+                    storage_class=dataset_type.storage_class,
                 )
-            except sa.exc.IntegrityError as err:
+                .returning(t.c.id)
+            ).first()
+            row = conn.execute(self._select_by_name, {"name": dataset_type.name}).mappings().first()
+            if row is None:  # pragma: no cover - the row was just inserted or found conflicting
                 raise ConflictingDefinitionError(
-                    f"dataset type {dataset_type.name} was registered concurrently; retry"
-                ) from err
-            (new_id,) = result.inserted_primary_key or (None,)
-            assert new_id is not None
-            self._remember(int(new_id), dataset_type)
+                    f"dataset type {dataset_type.name} vanished while registered"
+                )
+            stored = self._row_to_type(row)
+            stored.check_compatible(dataset_type)
+            self._remember(int(row["id"]), stored)
+            if inserted is None:
+                return False
         return True
 
     def _lookup(self, conn: sa.Connection, name: str) -> tuple[int, DatasetType] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -207,6 +207,14 @@ class Registry:
 
     def register_chain(self, name: str, children: list[str], *, prepend: bool = False) -> None:
         self._collections.register_chain(name, children, prepend=prepend)
+
+    def update_chain(self, name: str, update: Callable[[list[str]], list[str]]) -> list[str]:
+        """Set CHAINED ``name`` (created if new) to ``update(current children)`` under a lock.
+
+        Safe against concurrent updates of the same chain from other processes: each sees the
+        result of the previous one (see :meth:`CollectionManager.update_chain`).
+        """
+        return self._collections.update_chain(name, update)
 
     def get_collection_type(self, name: str) -> str:
         return self._collections.get_type(name).value

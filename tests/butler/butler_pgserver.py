@@ -96,3 +96,30 @@ class PostgresServer:
             timeout=120,
         )
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+_shared: PostgresServer | None = None
+_users = 0
+
+
+def acquire_server() -> PostgresServer:
+    """The session's one server, started by its first user (several conftests share it).
+
+    Raises PostgresUnavailable where it cannot run; pair every call with :func:`release_server`.
+    """
+    global _shared, _users
+    if _shared is None:
+        server = PostgresServer()
+        server.start()
+        _shared = server
+    _users += 1
+    return _shared
+
+
+def release_server() -> None:
+    """Stop the shared server when its last user is done with it."""
+    global _shared, _users
+    _users -= 1
+    if _users == 0 and _shared is not None:
+        _shared.stop()
+        _shared = None

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from butler_pgserver import PostgresServer, PostgresUnavailable
+from butler_pgserver import PostgresServer, PostgresUnavailable, acquire_server, release_server
 from butler_testdata import dimension_data
 
 from butler import DimensionUniverse
@@ -41,16 +41,15 @@ _BACKENDS: dict[str, Callable[[Path, pytest.FixtureRequest], Iterator[str]]] = {
 
 @pytest.fixture(scope="session")
 def postgresql_server() -> Iterator[PostgresServer]:
-    """One PostgreSQL server for the whole session, started on first use."""
+    """One PostgreSQL server for the whole session (shared with tests/faults), started on first use."""
     try:
-        server = PostgresServer()
+        server = acquire_server()
     except PostgresUnavailable as err:
         pytest.skip(str(err))
     try:
-        server.start()
         yield server
     finally:
-        server.stop()
+        release_server()
 
 
 @pytest.fixture(params=sorted(_BACKENDS))
