@@ -25,6 +25,11 @@ FIELD_TYPES: dict[str, type] = {"int": int, "float": float, "string": str, "time
 
 DataIdValue = int | str
 
+#: Integer dimension values and integer metadata are stored as signed 64-bit columns (BIGINT).
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+INT64_RANGE = "integers in the registry must fit in 64 bits (-2**63 to 2**63-1)"
+
 
 @dataclass(frozen=True, slots=True)
 class Dimension:
@@ -43,12 +48,14 @@ class Dimension:
         if self.key_type is int:
             if isinstance(value, bool):
                 raise InvalidDataIdError(f"{self.name} must be an integer, got {value!r}")
-            if isinstance(value, int):
-                return value
-            try:
-                return int(str(value).strip())
-            except ValueError:
-                raise InvalidDataIdError(f"{self.name} must be an integer, got {value!r}") from None
+            if not isinstance(value, int):
+                try:
+                    value = int(str(value).strip())
+                except ValueError:
+                    raise InvalidDataIdError(f"{self.name} must be an integer, got {value!r}") from None
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise InvalidDataIdError(f"{self.name}={value} is out of range: {INT64_RANGE}")
+            return value
         if isinstance(value, str) and value:
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):

@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .._dimensions import DataCoordinate, DataIdValue, DimensionUniverse
+from .._dimensions import INT64_MAX, INT64_MIN, INT64_RANGE, DataCoordinate, DataIdValue, DimensionUniverse
 from .._exceptions import (
     ConflictingDefinitionError,
     DimensionRecordError,
@@ -147,6 +147,10 @@ class DimensionRecordManager:
         if mtype == "int":
             if isinstance(value, bool) or not isinstance(value, int):
                 raise bad
+            if not INT64_MIN <= value <= INT64_MAX:
+                raise DimensionRecordError(
+                    f"{element} record: field {field}={value} is out of range: {INT64_RANGE}"
+                )
             return (value,)
         if mtype == "float":
             if isinstance(value, bool) or not isinstance(value, int | float):
