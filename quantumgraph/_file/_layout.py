@@ -59,7 +59,7 @@ def crc32(data: bytes | bytearray | memoryview) -> int:
     return zlib.crc32(data) & 0xFFFFFFFF
 
 
-def pack_array(typecode: str, values: array | list[int]) -> bytes:
+def pack_array(typecode: str, values: array[int] | list[int]) -> bytes:
     """Little-endian bytes of an integer array, whatever the machine's byte order."""
     arr = values if isinstance(values, array) and values.typecode == typecode else array(typecode, values)
     if sys.byteorder != "little":
@@ -68,7 +68,7 @@ def pack_array(typecode: str, values: array | list[int]) -> bytes:
     return arr.tobytes()
 
 
-def unpack_array(typecode: str, data: bytes) -> array:
+def unpack_array(typecode: str, data: bytes) -> array[int]:
     """Inverse of :func:`pack_array`; raises ValueError if ``data`` is not a whole number of items."""
     arr = array(typecode)
     arr.frombytes(data)

@@ -13,6 +13,7 @@ import click
 from butler.cli_support import error_boundary, log_level_option, progress_option, register_user_errors
 
 from .._exceptions import QuantumGraphError
+from .._model import QuantumGraph
 from . import _commands as cmd
 
 register_user_errors(QuantumGraphError)
@@ -34,7 +35,7 @@ class GraphSource:
     where: str | None
     qgraph: str | None
 
-    def obtain(self) -> cmd.QuantumGraph:
+    def obtain(self) -> QuantumGraph:
         if self.qgraph:
             return cmd.load_graph(self.qgraph)
         if not self.repo or not self.pipeline:

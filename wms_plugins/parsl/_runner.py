@@ -87,7 +87,10 @@ def _provider(settings: ParslSiteSettings, worker_init: str) -> Any:
     if slurm is None:
         from parsl.providers import LocalProvider
 
-        return LocalProvider(init_blocks=1, min_blocks=1, max_blocks=1, worker_init=worker_init)
+        # parsl leaves LocalProvider.__init__ unannotated (SlurmProvider's is annotated).
+        return LocalProvider(  # type: ignore[no-untyped-call]
+            init_blocks=1, min_blocks=1, max_blocks=1, worker_init=worker_init
+        )
     from parsl.launchers import SingleNodeLauncher, SrunLauncher
     from parsl.providers import SlurmProvider
 
