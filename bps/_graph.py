@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .config._model import BpsConfig
 
 if TYPE_CHECKING:
-    from quantumgraph._model import QuantumGraph
+    from quantumgraph import QuantumGraph
 
     from .workflow._build import GraphSource
 

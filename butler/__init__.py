@@ -12,7 +12,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from ._dataset_type import DatasetRef, DatasetType
-from ._dimensions import DataCoordinate, Dimension, DimensionUniverse
+from ._dimensions import DataCoordinate, DataIdValue, Dimension, DimensionUniverse
 from ._exceptions import (
     ButlerError,
     CollectionTypeError,
@@ -37,7 +37,8 @@ from ._stored_file_info import StoredFileInfo
 
 if TYPE_CHECKING:
     from ._butler import Butler
-    from ._limited_butler import QuantumBackedButler
+    from ._gcpause import gc_paused
+    from ._limited_butler import LimitedButler, QuantumBackedButler
     from ._storage_class import StorageClass, get_storage_class
     from .datastore import FileDatastore
     from .registry import CollectionType, Registry
@@ -48,9 +49,11 @@ _LAZY: dict[str, str] = {
     "Registry": "butler.registry",
     "CollectionType": "butler.registry",
     "QuantumBackedButler": "butler._limited_butler",
+    "LimitedButler": "butler._limited_butler",
     "FileDatastore": "butler.datastore",
     "StorageClass": "butler._storage_class",
     "get_storage_class": "butler._storage_class",
+    "gc_paused": "butler._gcpause",
 }
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "CollectionTypeError",
     "ConflictingDefinitionError",
     "DataCoordinate",
+    "DataIdValue",
     "DatasetFileMissingError",
     "DatasetNotFoundError",
     "DatasetRef",
@@ -73,6 +77,7 @@ __all__ = [
     "DimensionValueError",
     "FileDatastore",
     "InvalidDataIdError",
+    "LimitedButler",
     "MissingCollectionError",
     "MissingDatasetTypeError",
     "QuantumBackedButler",
@@ -84,6 +89,7 @@ __all__ = [
     "StorageClassError",
     "StoredFileInfo",
     "UnknownDimensionError",
+    "gc_paused",
     "get_storage_class",
 ]
 

@@ -18,17 +18,43 @@ checks that in a fresh interpreter.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Protocol
 
 from ._dataset_type import DatasetRef, DatasetType
 from ._dimensions import DimensionUniverse
 from ._exceptions import DatasetFileMissingError, DatasetNotFoundError, MissingDatasetTypeError
+from ._repo_config import CONFIG_NAME, RepoConfig
 from ._stored_file_info import StoredFileInfo
 from .datastore import DEFAULT_TEMPLATE, FileDatastore
 
-__all__ = ["QuantumBackedButler"]
+__all__ = ["LimitedButler", "QuantumBackedButler"]
+
+
+class LimitedButler(Protocol):
+    """The three operations running a quantum needs: the quantum-backed butler provides them, and
+    so do wrappers around it (quantumgraph's job-local butler) and tests."""
+
+    def get(self, ref: DatasetRef) -> Any: ...
+
+    def put(self, obj: Any, ref: DatasetRef) -> Any: ...
+
+    def exists(self, ref: DatasetRef) -> bool: ...
+
+
+@functools.lru_cache(maxsize=8)
+def _datastore_config(repo: Path) -> tuple[Path, str | None]:
+    """The datastore root (absolute) and template from ``REPO/butler.yaml``, read once per process.
+
+    ``repo`` may also be the path of the ``butler.yaml`` itself, as everywhere a Butler is opened.
+    """
+    if repo.name == CONFIG_NAME and repo.is_file():
+        repo = repo.parent
+    config = RepoConfig.read(repo)
+    return config.resolved_root(repo), config.template
 
 
 class QuantumBackedButler:
@@ -54,6 +80,24 @@ class QuantumBackedButler:
         self.root = self.datastore.root
         self._records: dict[uuid.UUID, StoredFileInfo] = dict(records)
         self._written: dict[uuid.UUID, StoredFileInfo] = {}
+
+    @classmethod
+    def from_repo(
+        cls,
+        repo: Path | str,
+        *,
+        universe: DimensionUniverse,
+        dataset_types: Mapping[str, DatasetType],
+        records: Mapping[uuid.UUID, StoredFileInfo],
+    ) -> QuantumBackedButler:
+        """A butler over the datastore of repository ``repo`` (its directory or its butler.yaml).
+
+        Only ``butler.yaml`` is read (datastore root and file template), never the registry
+        database: the universe, dataset types and input records come from the caller (a graph
+        file, in a batch job).  The file is parsed once per process per repository.
+        """
+        root, template = _datastore_config(Path(repo))
+        return cls(root, universe, dataset_types, records, template or DEFAULT_TEMPLATE)
 
     def __repr__(self) -> str:
         return f"QuantumBackedButler({str(self.root)!r})"

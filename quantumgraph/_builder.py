@@ -29,9 +29,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from butler._dataset_type import DatasetRef, DatasetType
-from butler._dimensions import DataCoordinate, DimensionUniverse
-from butler._exceptions import MissingCollectionError, MissingDatasetTypeError
+from butler import (
+    DataCoordinate,
+    DatasetRef,
+    DatasetType,
+    DimensionUniverse,
+    MissingCollectionError,
+    MissingDatasetTypeError,
+)
 
 from ._exceptions import GraphBuildError
 from ._ids import IdFactory

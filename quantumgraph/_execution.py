@@ -10,26 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Any, Protocol
-
-from butler._dataset_type import DatasetRef
+from typing import TYPE_CHECKING, Any
 
 from ._exceptions import QuantumExecutionError
 from ._model import Quantum, TaskInfo
 from ._pipeline import import_task_class
 from ._task import PipelineTask
 
+if TYPE_CHECKING:
+    from butler import DatasetRef, LimitedButler
+
 _log = logging.getLogger(__name__)
-
-
-class LimitedButler(Protocol):
-    """The three operations a quantum needs; both the quantum-backed butler and tests provide them."""
-
-    def get(self, ref: DatasetRef) -> Any: ...
-
-    def put(self, obj: Any, ref: DatasetRef) -> Any: ...
-
-    def exists(self, ref: DatasetRef) -> bool: ...
 
 
 class TaskFactory:

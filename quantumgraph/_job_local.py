@@ -17,12 +17,12 @@ from __future__ import annotations
 import copy
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from butler._dataset_type import DatasetRef
-
-from ._execution import LimitedButler
 from ._model import Quantum
+
+if TYPE_CHECKING:
+    from butler import DatasetRef, LimitedButler
 
 
 def plan_job_local(quanta: Iterable[Quantum], dataset_types: Iterable[str]) -> dict[uuid.UUID, int]:

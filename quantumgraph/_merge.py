@@ -16,9 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from butler._dataset_type import DatasetRef
-from butler._exceptions import MissingDatasetTypeError
-from butler._stored_file_info import StoredFileInfo
+from butler import DatasetRef, MissingDatasetTypeError, StoredFileInfo
 
 from ._model import GraphHeader
 

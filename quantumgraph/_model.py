@@ -12,9 +12,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from butler._dataset_type import DatasetRef, DatasetType
-from butler._dimensions import DataCoordinate
-from butler._stored_file_info import StoredFileInfo
+from butler import DataCoordinate, DatasetRef, DatasetType, StoredFileInfo
 
 ConnectionKind = Literal["input", "output", "init_output"]
 

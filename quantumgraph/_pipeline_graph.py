@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from butler._dataset_type import DatasetType
-from butler._dimensions import DimensionUniverse
+from butler import DatasetType, DimensionUniverse
 
 from ._exceptions import PipelineError
 from ._pipeline import Pipeline, TaskDef

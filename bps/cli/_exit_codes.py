@@ -9,7 +9,7 @@ its traceback.
 
 from __future__ import annotations
 
-from butler._exceptions import ButlerError
+from butler import ButlerError
 
 from .._exceptions import BpsConfigError, BpsError, RunNotFoundError, WmsPluginError
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from butler._gcpause import gc_paused
+from butler import gc_paused
 
 from .._exceptions import EmptyGraphError
 from ..config._model import BpsConfig, FinalJobWhen, JobResources, TaskResources
@@ -27,8 +27,8 @@ from ._graph import WorkflowGraph
 from ._job import FINAL_LABEL, INIT_LABEL, RESERVED_LABELS, GenericJob
 
 if TYPE_CHECKING:
-    from butler._dimensions import DataCoordinate
-    from quantumgraph._model import GraphHeader, QuantumGraph
+    from butler import DataCoordinate
+    from quantumgraph import GraphHeader, QuantumGraph
 
 _LOG = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class GraphSource(Protocol):
 
 def _summaries(graph: QuantumGraph | GraphSource) -> Iterator[tuple[uuid.UUID, str, DataCoordinate]]:
     """(ID, task label, data ID) of every quantum in graph order, the cheapest way available."""
-    from quantumgraph._model import QuantumGraph
+    from quantumgraph import QuantumGraph
 
     if isinstance(graph, QuantumGraph):
         return ((q.id, q.task_label, q.data_id) for q in graph.quanta)

@@ -41,8 +41,8 @@ from .._exceptions import BpsConfigError
 from ..config._model import BpsConfig, ClusterSpec
 
 if TYPE_CHECKING:
-    from butler._dimensions import DataCoordinate, DimensionUniverse
-    from quantumgraph._model import GraphHeader
+    from butler import DataCoordinate, DimensionUniverse
+    from quantumgraph import GraphHeader
 
 _LOG = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class QuantumGraphSummary:
     @functools.cached_property
     def universe(self) -> DimensionUniverse:
         """The graph's dimension universe (the shipped default if the graph does not carry one)."""
-        from butler._dimensions import DimensionUniverse
+        from butler import DimensionUniverse
 
         if self.header.universe_config.get("dimensions"):
             return DimensionUniverse(self.header.universe_config)

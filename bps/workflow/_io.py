@@ -16,7 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from butler._gcpause import gc_paused
+from butler import gc_paused
 
 from .._exceptions import StateFileError
 from .._jsonfile import read_versioned, versioned, write_json_atomic

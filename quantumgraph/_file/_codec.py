@@ -15,9 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from butler._dataset_type import DatasetRef, DatasetType
-from butler._dimensions import DataCoordinate, DataIdValue
-from butler._stored_file_info import StoredFileInfo
+from butler import DataCoordinate, DataIdValue, DatasetRef, DatasetType, StoredFileInfo
 
 from .._model import ConnectionInfo, GraphHeader, Quantum, TaskInfo
 from ._layout import COUNTER_MASK, VARIANT

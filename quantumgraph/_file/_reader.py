@@ -21,10 +21,7 @@ from typing import Any
 import msgpack
 import zstandard
 
-from butler._dataset_type import DatasetRef
-from butler._dimensions import DataCoordinate
-from butler._gcpause import gc_paused
-from butler._stored_file_info import StoredFileInfo
+from butler import DataCoordinate, DatasetRef, StoredFileInfo, gc_paused
 
 from .._exceptions import GraphFileError
 from .._model import FORMAT_MAJOR, GraphHeader, Quantum, QuantumGraph

@@ -24,8 +24,7 @@ from typing import Any, BinaryIO
 import msgpack
 import zstandard
 
-from butler._dimensions import DimensionUniverse
-from butler._stored_file_info import StoredFileInfo
+from butler import DimensionUniverse, StoredFileInfo
 
 from .._exceptions import GraphFileError
 from .._model import FORMAT_MAJOR, FORMAT_MINOR, GraphHeader, Quantum, QuantumGraph

@@ -19,6 +19,8 @@ from .._exceptions import GraphBuildError
 from .._model import QuantumGraph
 
 if TYPE_CHECKING:
+    from butler import LimitedButler
+
     from .._merge import MergeResult
 
 _log = logging.getLogger("quantumgraph.cli")
@@ -157,7 +159,7 @@ def run_qbb(
     types: outputs of those types that a later quantum of this run reads are kept in memory for
     it and never written (see :mod:`quantumgraph._job_local`).
     """
-    from .._execution import LimitedButler, TaskFactory, execute_quantum
+    from .._execution import TaskFactory, execute_quantum
     from .._file import GraphReader
     from .._job_local import JobLocalButler, JobLocalStore, plan_job_local
     from .._qbb import make_limited_butler

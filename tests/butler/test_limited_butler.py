@@ -20,9 +20,11 @@ from butler._exceptions import (
     DatasetFileMissingError,
     DatasetNotFoundError,
     MissingDatasetTypeError,
+    RepositoryError,
     StorageClassError,
 )
 from butler._limited_butler import QuantumBackedButler
+from butler._repo_config import RepoConfig
 from butler.datastore import FileDatastore
 
 UNIVERSE = DimensionUniverse.default()
@@ -119,6 +121,27 @@ def test_custom_template(repo: Path) -> None:
     )
     info = qbb.put({"a": 1}, make_ref(CALEXP))
     assert info.path == f"{RUN}/calexp/1/calexp_HSC_2_1.yaml"
+
+
+@pytest.mark.parametrize("via_config_file", [False, True], ids=["repo-dir", "butler.yaml"])
+def test_from_repo_reads_only_butler_yaml(tmp_path: Path, via_config_file: bool) -> None:
+    # A repository whose registry database does not exist: from_repo must never need it.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    template = "{run}/{datasetType}/{exposure}/{datasetType}_{dataId}"
+    RepoConfig(db="sqlite:///nowhere/registry.sqlite3", datastore_root="store", template=template).write(repo)
+    target = repo / "butler.yaml" if via_config_file else repo
+    qbb = QuantumBackedButler.from_repo(target, universe=UNIVERSE, dataset_types=DATASET_TYPES, records={})
+    assert qbb.root == (repo / "store").absolute()
+    info = qbb.put({"a": 1}, make_ref(CALEXP))
+    assert info.path == f"{RUN}/calexp/1/calexp_HSC_2_1.yaml"
+    assert (repo / "store" / info.path).is_file()
+    assert not (repo / "nowhere").exists()
+
+
+def test_from_repo_without_a_repository(tmp_path: Path) -> None:
+    with pytest.raises(RepositoryError, match="no butler repository"):
+        QuantumBackedButler.from_repo(tmp_path, universe=UNIVERSE, dataset_types=DATASET_TYPES, records={})
 
 
 def test_import_path_stays_light() -> None:
