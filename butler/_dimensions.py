@@ -48,14 +48,16 @@ class Dimension:
         if self.key_type is int:
             if isinstance(value, bool):
                 raise InvalidDataIdError(f"{self.name} must be an integer, got {value!r}")
-            if not isinstance(value, int):
+            if isinstance(value, int):
+                number = value
+            else:
                 try:
-                    value = int(str(value).strip())
+                    number = int(str(value).strip())
                 except ValueError:
                     raise InvalidDataIdError(f"{self.name} must be an integer, got {value!r}") from None
-            if not INT64_MIN <= value <= INT64_MAX:
-                raise InvalidDataIdError(f"{self.name}={value} is out of range: {INT64_RANGE}")
-            return value
+            if not INT64_MIN <= number <= INT64_MAX:
+                raise InvalidDataIdError(f"{self.name}={number} is out of range: {INT64_RANGE}")
+            return number
         if isinstance(value, str) and value:
             return value
         if isinstance(value, int | float) and not isinstance(value, bool):
