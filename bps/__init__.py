@@ -17,6 +17,7 @@ from ._exceptions import (
     SubmitDirError,
     WmsError,
     WmsPluginError,
+    WorkflowBuildError,
 )
 from ._runs import RunRecord, find_run, list_runs, runs_dir
 from .config import BpsConfig, load_bps_config
@@ -62,6 +63,7 @@ __all__ = [
     "SubmitDirError",
     "WmsError",
     "WmsPluginError",
+    "WorkflowBuildError",
     "WmsWorkflow",
     "WorkflowGraph",
     "available_wms_services",

@@ -6,7 +6,8 @@ catch either ``BpsError`` or, say, ``ValueError``::
     BpsError
      +-- BpsConfigError (ValueError)        a submit YAML that cannot be loaded, resolved or validated
      +-- WmsPluginError (LookupError)       an unknown or broken wmsServiceClass
-     +-- EmptyGraphError (ValueError)       the QuantumGraph has no quanta: nothing to submit
+     +-- WorkflowBuildError (ValueError)    a QuantumGraph that cannot become a workflow (reserved labels)
+     |    +-- EmptyGraphError               the QuantumGraph has no quanta: nothing to submit
      +-- SubmitDirError (FileExistsError)   the submit directory is already used by another run
      +-- RunNotFoundError (LookupError)     a run id that matches no recorded run (or several)
      +-- StateFileError (ValueError)        a run's state or workflow file is unreadable or too new
@@ -34,7 +35,11 @@ class WmsPluginError(BpsError, LookupError):
     """``wmsServiceClass`` names no installed plugin, or the plugin cannot be loaded."""
 
 
-class EmptyGraphError(BpsError, ValueError):
+class WorkflowBuildError(BpsError, ValueError):
+    """The QuantumGraph cannot be turned into a workflow, e.g. a task label bps reserves for its own jobs."""
+
+
+class EmptyGraphError(WorkflowBuildError):
     """The QuantumGraph has no quanta, so there is no workflow to run."""
 
 

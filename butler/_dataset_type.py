@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 
 from ._dimensions import DataCoordinate, DimensionUniverse
-from ._exceptions import ConflictingDefinitionError
+from ._exceptions import ConflictingDefinitionError, InvalidNameError
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -34,7 +34,7 @@ class DatasetType:
     ) -> DatasetType:
         """Validate the name and dimensions, normalising the dimensions to the required closure."""
         if not _NAME_RE.match(name):
-            raise ValueError(
+            raise InvalidNameError(
                 f"dataset type name {name!r} is invalid: use letters, digits and underscores, "
                 "not starting with a digit"
             )

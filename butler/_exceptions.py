@@ -14,6 +14,7 @@ may catch either ``ButlerError`` or, say, ``LookupError``::
      +-- MissingCollectionError (LookupError)         collection does not exist
      +-- CollectionTypeError (TypeError)              wrong kind of collection for the operation
      +-- ConflictingDefinitionError (ValueError)      redefinition that differs from what exists
+     +-- InvalidNameError (ValueError)                a collection or dataset type name breaking the rules
      +-- StorageClassError (ValueError)               unknown storage class or wrong Python type
      +-- DatastoreError
      |    +-- DatastorePathError (ValueError)          a path that would escape the datastore root
@@ -71,6 +72,10 @@ class CollectionTypeError(ButlerError, TypeError):
 
 class ConflictingDefinitionError(ButlerError, ValueError):
     """A definition that differs from one already registered under the same name."""
+
+
+class InvalidNameError(ButlerError, ValueError):
+    """A collection or dataset type name that breaks the naming rules (commas, spaces, globs ...)."""
 
 
 class StorageClassError(ButlerError, ValueError):

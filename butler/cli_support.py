@@ -1,21 +1,37 @@
-"""What every skybatch command line shares: ``--log-level``, ``--progress`` and the error boundary.
+"""What every skybatch command line shares: the global options and the one error boundary.
 
-Defined once here (the lowest layer) so ``butler``, ``pipetask`` and ``bps`` behave the same:
+Defined once here (the lowest layer) so ``butler``, ``pipetask`` and ``bps`` behave the same.
+Their root groups are :class:`CommandGroup`\\ s, which give them:
 
-* ``--log-level LEVEL`` or ``--log-level LOGGER=LEVEL`` (repeatable; default WARNING) configures
-  Python logging on stderr;
-* ``--progress/--no-progress`` turns progress bars on (read with :func:`progress_enabled`);
-* :func:`error_boundary` turns expected errors (bad input, missing data, corrupt files) into one
-  ``error: ...`` line on stderr and exit status 1.  A traceback is shown only at DEBUG level, and
-  for unexpected exceptions (bugs), which keep their traceback.
+* the global options ``--log-level LEVEL`` / ``--log-level LOGGER=LEVEL`` (repeatable; default
+  WARNING; configures Python logging on stderr) and ``--progress/--no-progress`` (read with
+  :func:`progress_enabled`), accepted before the subcommand *and* after it, as users type them
+  (``butler make-demo-repo big_repo --exposures 50 --progress``);
+* the error boundary (:func:`error_boundary`).  Only *our* errors are the user's mistakes: the
+  roots each layer registers (:func:`register_error_root`; butler's :class:`ButlerError` is
+  built in, and butler never imports the higher layers' roots), plus ``FileNotFoundError`` and
+  ``PermissionError`` on a path the user gave.  Those print one ``error: <message>`` line on
+  stderr and exit with their rule's status (1 unless a group says otherwise; bps plugs its
+  exit-code table in through ``error_rules``).  Anything else escaping a command (``ValueError``,
+  ``IndexError`` ... raised by our own code) is a bug: it keeps its traceback, followed by a line
+  saying so and where to report it, and exits 1.  Never decide "user error" by builtin type: our
+  own bugs raise ``ValueError`` and ``LookupError`` too.
+* a closed stdout (``pipetask qgraph --show quanta | head``) is not an error: the command stops
+  quietly with status 141, as a Unix tool killed by SIGPIPE does.
 """
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
+import os
+import select
 import sys
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -24,13 +40,24 @@ from ._exceptions import ButlerError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-#: Exception classes that mean "the user's input or data is wrong", not "skybatch has a bug".
-USER_ERRORS: tuple[type[BaseException], ...] = (ButlerError, ValueError, LookupError, OSError)
+#: Where a user should report a bug (printed after an unexpected traceback).
+BUG_REPORT = (
+    "This is a bug in skybatch, not a problem with your input: please report it on the skybatch "
+    "issue tracker, with the command line and the traceback above."
+)
+
+#: Exit status after a closed output pipe: 128 + SIGPIPE, what a shell shows for ``yes | head``.
+EXIT_CLOSED_PIPE = 141
 
 _LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
 
 
-def _configure_logging(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+# --------------------------------------------------------------------------- global options
+
+
+def _parse_log_levels(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[int, list[tuple[str, int]]]:
     root_level = logging.WARNING
     per_logger: list[tuple[str, int]] = []
     for value in values or ():
@@ -42,6 +69,10 @@ def _configure_logging(ctx: click.Context, param: click.Parameter, values: tuple
             per_logger.append((name, getattr(logging, level)))
         else:
             root_level = getattr(logging, level)
+    return root_level, per_logger
+
+
+def _apply_log_levels(root_level: int, per_logger: list[tuple[str, int]]) -> None:
     logging.basicConfig(
         level=root_level,
         stream=sys.stderr,
@@ -52,6 +83,30 @@ def _configure_logging(ctx: click.Context, param: click.Parameter, values: tuple
         logging.getLogger(logger_name).setLevel(logger_level)
 
 
+def _configure_logging(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    """Group-level ``--log-level``: always configures logging (WARNING when not given)."""
+    _apply_log_levels(*_parse_log_levels(ctx, param, values))
+
+
+def _configure_logging_late(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    """``--log-level`` after the subcommand: only when given, so it never resets the group's."""
+    if values:
+        _apply_log_levels(*_parse_log_levels(ctx, param, values))
+
+
+def _set_progress_late(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
+    """``--progress`` after the subcommand: recorded on the root, where :func:`progress_enabled` reads."""
+    if value is not None:
+        ctx.find_root().params["progress"] = value
+
+
+_LOG_LEVEL_HELP = (
+    "Logging level (CRITICAL, ERROR, WARNING, INFO, DEBUG) for all loggers, or LOGGER=LEVEL for "
+    "one; repeatable. Default WARNING. DEBUG also shows tracebacks for errors."
+)
+_PROGRESS_HELP = "Show progress bars on stderr for long operations."
+_ANYWHERE = " Global option: accepted before or after the subcommand."
+
 log_level_option = click.option(
     "--log-level",
     multiple=True,
@@ -59,49 +114,284 @@ log_level_option = click.option(
     expose_value=False,
     is_eager=True,
     callback=_configure_logging,
-    help="Logging level (CRITICAL, ERROR, WARNING, INFO, DEBUG) for all loggers, or LOGGER=LEVEL for "
-    "one; repeatable. Default WARNING. DEBUG also shows tracebacks for errors.",
+    help=_LOG_LEVEL_HELP + _ANYWHERE,
 )
 
 progress_option = click.option(
     "--progress/--no-progress",
     default=False,
-    help="Show progress bars on stderr for long operations.",
+    help=_PROGRESS_HELP + _ANYWHERE,
 )
 
 
+def _late_global_options() -> list[click.Parameter]:
+    """Fresh copies of the global options for a subcommand (click parameters are per command)."""
+    return [
+        click.Option(
+            ["--log-level"],
+            multiple=True,
+            metavar="[LOGGER=]LEVEL",
+            expose_value=False,
+            callback=_configure_logging_late,
+            help=_LOG_LEVEL_HELP + _ANYWHERE,
+        ),
+        click.Option(
+            ["--progress/--no-progress"],
+            default=None,
+            expose_value=False,
+            callback=_set_progress_late,
+            help=_PROGRESS_HELP + _ANYWHERE,
+        ),
+    ]
+
+
 def progress_enabled() -> bool:
-    """Whether the running command's root group was given ``--progress``."""
+    """Whether the running command was given ``--progress`` (before or after the subcommand)."""
     ctx = click.get_current_context(silent=True)
     if ctx is None:
         return False
     return bool(ctx.find_root().params.get("progress", False))
 
 
-def register_user_errors(*classes: type[BaseException]) -> None:
-    """Let a higher layer declare more exception classes as user errors (one-line messages)."""
-    global USER_ERRORS
-    USER_ERRORS = USER_ERRORS + tuple(c for c in classes if c not in USER_ERRORS)
+# --------------------------------------------------------------------------- the error boundary
 
 
-def error_boundary(func: F) -> F:
-    """Map user errors raised by a command to ``error: <message>`` and exit status 1."""
+@dataclass(frozen=True, slots=True)
+class ErrorRule:
+    """How the boundary reports one kind of *expected* error."""
+
+    exit_code: int = 1
+    #: Put before the error's message (bps: ``submit config: ``).
+    prefix: str = ""
+    #: Replaces the error's message (bps: ``interrupted`` for Ctrl-C).
+    message: str | None = None
+    #: Fold the message onto one line (bps); butler keeps e.g. a query's caret line.
+    one_line: bool = False
+
+    def describe(self, exc: BaseException) -> str:
+        if self.message is not None:
+            return self.message
+        text = str(exc) or type(exc).__name__
+        if self.one_line:
+            text = " ".join(text.split())
+        if isinstance(exc, KeyError) and len(text) > 1 and text[0] == text[-1] == "'":
+            text = text[1:-1]  # KeyError quotes its argument
+        return self.prefix + text
+
+
+#: Each layer's error root and the rule for it; higher layers add theirs (butler never imports them).
+_ROOTS: dict[type[BaseException], ErrorRule] = {ButlerError: ErrorRule()}
+
+
+def register_error_root(root: type[BaseException], rule: ErrorRule | None = None) -> None:
+    """Declare ``root`` (a layer's own exception root) as an expected error, reported in one line.
+
+    quantumgraph registers :class:`QuantumGraphError`, bps :class:`BpsError`.  Builtin types are
+    refused: that is exactly how bugs used to lose their tracebacks.
+    """
+    if root.__module__ == "builtins":
+        raise TypeError(f"{root.__name__} is a builtin type; register a skybatch error root instead")
+    _ROOTS[root] = rule or ErrorRule()
+
+
+def _user_paths(ctx: click.Context | None) -> list[Path]:
+    """Every string or path the user passed as an argument or option value, up the context chain."""
+    found: list[Path] = []
+    while ctx is not None:
+        for value in ctx.params.values():
+            values = value if isinstance(value, tuple | list) else (value,)
+            for item in values:
+                if isinstance(item, str | os.PathLike) and str(item):
+                    found.append(Path(os.path.abspath(os.fspath(item))))
+        ctx = ctx.parent
+    return found
+
+
+def _on_user_path(exc: OSError, ctx: click.Context | None) -> bool:
+    """Whether ``exc`` is about a path the user gave: that path, one inside it, or the hidden temporary
+    ``.NAME.*`` written beside it and renamed over it (a missing output directory fails there)."""
+    if exc.filename is None:
+        return False
+    target = Path(os.path.abspath(os.fsdecode(exc.filename)))
+    for given in _user_paths(ctx):
+        if target == given or given in target.parents:
+            return True
+        if target.parent == given.parent and target.name.startswith(f".{given.name}."):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorRules:
+    """One command line's additions to the boundary: rules by class, and the rule for path errors.
+
+    ``by_class`` wins over the registered roots when both match an error (bps's exit codes); it
+    may name ``KeyboardInterrupt`` (bps: status 130), never a builtin ``Exception`` subclass.
+    """
+
+    by_class: Mapping[type[BaseException], ErrorRule] = field(default_factory=dict)
+    #: For ``FileNotFoundError``/``PermissionError`` on a path the user gave.
+    paths: ErrorRule = ErrorRule()
+
+    def rule_for(self, exc: BaseException, ctx: click.Context | None) -> ErrorRule | None:
+        """The rule for ``exc``, or None if it is not an expected error (a bug)."""
+        for klass in type(exc).__mro__:  # the most specific registered class wins
+            rule = self.by_class.get(klass) or _ROOTS.get(klass)
+            if rule is not None:
+                return rule
+        if isinstance(exc, FileNotFoundError | PermissionError) and _on_user_path(exc, ctx):
+            return self.paths
+        return None
+
+
+def _output_closed(exc: BaseException) -> bool:
+    """Whether ``exc`` means our stdout or stderr is a pipe whose reader went away (``| head``)."""
+    if not isinstance(exc, BrokenPipeError) and getattr(exc, "errno", None) != errno.EPIPE:
+        return False
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+        except (AttributeError, OSError, ValueError):
+            continue  # not a real file (click's test runner): trust the exception
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        if any(events & select.POLLERR for _, events in poller.poll(0)):
+            return True
+    return not _has_real_streams()
+
+
+def _has_real_streams() -> bool:
+    try:
+        sys.stdout.fileno()
+        return True
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _quiet_exit_after_closed_pipe() -> None:
+    """Point stdout and stderr at /dev/null so the interpreter's final flush cannot complain."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(devnull, stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            pass
+    os.close(devnull)
+    sys.exit(EXIT_CLOSED_PIPE)
+
+
+_NO_RULES = ErrorRules()
+
+#: Key in ``ctx.meta`` (shared by a context chain) under which the running subcommand's context is kept.
+_COMMAND_CONTEXT = "skybatch.command_context"
+
+
+def _remembering_context(invoke: Callable[[click.Context], Any]) -> Callable[[click.Context], Any]:
+    """Wrap a subcommand's ``invoke`` so the boundary, outside it, still sees the paths it was given."""
+
+    @functools.wraps(invoke)
+    def wrapper(ctx: click.Context) -> Any:
+        ctx.meta[_COMMAND_CONTEXT] = ctx
+        return invoke(ctx)
+
+    return wrapper
+
+
+def _failing_context() -> click.Context | None:
+    """The innermost context of the command that raised (click has popped it by now)."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    inner = ctx.meta.get(_COMMAND_CONTEXT)
+    return inner if isinstance(inner, click.Context) else ctx
+
+
+def _flush_output() -> None:
+    """Flush stdout now, inside the boundary: a pipe closed by its reader (``| head``) shows up
+    here rather than as a complaint from the interpreter's final flush."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_exit_after_closed_pipe()
+
+
+def report_error(exc: BaseException, ctx: click.Context | None = None, rules: ErrorRules = _NO_RULES) -> int:
+    """Print what the user should see for ``exc`` escaping a command and return the exit status.
+
+    Expected errors: one ``error: ...`` line (the traceback too at ``--log-level DEBUG``).
+    Anything else: the traceback, then the line saying it is a bug and where to report it.
+    """
+    rule = rules.rule_for(exc, ctx)
+    if rule is None:
+        traceback.print_exception(exc, file=sys.stderr)
+        click.echo(f"error: {BUG_REPORT}", err=True)
+        return 1
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        traceback.print_exception(exc, file=sys.stderr)
+    click.echo(f"error: {rule.describe(exc)}", err=True)
+    return rule.exit_code
+
+
+def error_boundary(func: F, rules: ErrorRules = _NO_RULES) -> F:
+    """Wrap a command (or a group's ``invoke``) in the boundary described in the module docstring.
+
+    click's own exceptions (usage errors, ``Exit``, ``Abort``) and ``SystemExit`` pass through;
+    ``KeyboardInterrupt`` passes too (click prints ``Aborted!``) unless ``rules`` gives it one.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
-        except click.exceptions.ClickException:
+            result = func(*args, **kwargs)
+            _flush_output()
+            return result
+        except (click.exceptions.Exit, SystemExit):
+            _flush_output()
             raise
-        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+        except (click.exceptions.ClickException, click.exceptions.Abort):
             raise
-        except USER_ERRORS as exc:
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                logging.getLogger("skybatch.cli").debug("traceback", exc_info=True)
-            message = str(exc) or type(exc).__name__
-            if isinstance(exc, KeyError) and message.startswith("'") and message.endswith("'"):
-                message = message[1:-1]
-            click.echo(f"error: {message}", err=True)
-            sys.exit(1)
+        except KeyboardInterrupt as exc:
+            if KeyboardInterrupt not in rules.by_class:
+                raise
+            sys.exit(report_error(exc, _failing_context(), rules))
+        except Exception as exc:
+            if _output_closed(exc):
+                _quiet_exit_after_closed_pipe()
+            sys.exit(report_error(exc, _failing_context(), rules))
 
     return wrapper  # type: ignore[return-value]
+
+
+class CommandGroup(click.Group):
+    """The root group of a skybatch command line: global options anywhere, one error boundary.
+
+    ``error_rules`` and ``path_error_rule`` are this command line's additions (bps's exit codes).
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        error_rules: Mapping[type[BaseException], ErrorRule] | None = None,
+        path_error_rule: ErrorRule | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.error_rules = ErrorRules(dict(error_rules or {}), path_error_rule or ErrorRule())
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = self.find_command(ctx, cmd_name)
+        if command is not None and not getattr(command, "_skybatch_global_options", False):
+            taken = {opt for param in command.params for opt in param.opts + param.secondary_opts}
+            for param in _late_global_options():
+                if not taken.intersection(param.opts + param.secondary_opts):
+                    command.params.append(param)
+            command.invoke = _remembering_context(command.invoke)  # type: ignore[method-assign,assignment]
+            command._skybatch_global_options = True  # type: ignore[attr-defined]
+        return command
+
+    def find_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        """The subcommand called ``cmd_name`` (subclasses look further, e.g. in entry points)."""
+        return super().get_command(ctx, cmd_name)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return error_boundary(super().invoke, self.error_rules)(ctx)

@@ -15,6 +15,7 @@ from ._exceptions import (
     PipelineError,
     QuantumExecutionError,
     QuantumGraphError,
+    QuantumNotFoundError,
 )
 from ._model import ConnectionInfo, GraphHeader, Quantum, QuantumGraph, TaskInfo
 from ._task import Input, Output, PipelineTask
@@ -53,6 +54,7 @@ __all__ = [
     "QuantumExecutionError",
     "QuantumGraph",
     "QuantumGraphError",
+    "QuantumNotFoundError",
     "TaskConfig",
     "TaskInfo",
     "build_quantum_graph",

@@ -9,6 +9,7 @@ callers may catch either ``QuantumGraphError`` or, say, ``ValueError``::
      +-- GraphFileError (ValueError)       a QuantumGraph file that cannot be trusted: bad magic,
      |                                     truncated, checksum mismatch, unsupported version,
      |                                     undecodable or malformed part (or one that cannot be written)
+     +-- QuantumNotFoundError (KeyError)   a quantum ID the graph does not hold
      +-- QuantumExecutionError (RuntimeError)   a task that failed while running a quantum
 
 The command lines turn these into one-line ``error: ...`` messages (the error boundary in
@@ -51,6 +52,13 @@ class GraphFileError(QuantumGraphError, ValueError):
         self.part = part
         self.reason = reason
         super().__init__(f"QuantumGraph file {self.path}: {part}: {reason}")
+
+
+class QuantumNotFoundError(QuantumGraphError, KeyError):
+    """A quantum ID (``--qgraph-node-id``, or a caller's) that the graph or graph file does not hold."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class QuantumExecutionError(QuantumGraphError, RuntimeError):

@@ -2,40 +2,28 @@
 
 from __future__ import annotations
 
-import logging
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
 import click
 
-from butler.cli_support import log_level_option, progress_enabled, progress_option
+from butler.cli_support import CommandGroup, log_level_option, progress_enabled, progress_option
 
-from ._exit_codes import EXIT_RUN_NOT_SUCCEEDED, describe_error
+from ._exit_codes import ERROR_RULES, EXIT_RUN_NOT_SUCCEEDED, PATH_ERROR_RULE
 from ._options import PRECEDENCE, ConfigOverrides, config_overrides, run_id_option
 
 
-class _BpsGroup(click.Group):
-    """Maps every error escaping a command to a one-line message and exit code (see ``_errors``)."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except (Exception, KeyboardInterrupt) as err:
-            described = describe_error(err)
-            if described is None:
-                raise  # a bug: keep the traceback, like the other skybatch commands
-            if logging.getLogger().isEnabledFor(logging.DEBUG):
-                traceback.print_exc()
-            code, message = described
-            click.echo(f"error: {message}", err=True)
-            ctx.exit(code)
-
-
-@click.group(cls=_BpsGroup, help=f"Batch production: run QuantumGraphs on workflow engines.\n\n{PRECEDENCE}")
+@click.group(
+    cls=CommandGroup,
+    error_rules=ERROR_RULES,
+    path_error_rule=PATH_ERROR_RULE,
+    help="Batch production: run QuantumGraphs on workflow engines.\n\n"
+    "Exit status: 0 success; 1 an operation failed; 2 the request was wrong (bad submit YAML, unknown "
+    "plugin or run id, bad option); 3 a run finished but not every job succeeded; 130 interrupted. "
+    "--log-level and --progress may also follow the subcommand.\n\n"
+    f"{PRECEDENCE}",
+)
 @log_level_option
 @progress_option
 def main(progress: bool) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from butler import gc_paused
 
-from .._exceptions import EmptyGraphError
+from .._exceptions import EmptyGraphError, WorkflowBuildError
 from ..config._model import BpsConfig, FinalJobWhen, JobResources, TaskResources
 from ._cluster import QuantumCluster, QuantumGraphSummary, cluster_quanta, job_edges, job_local_types
 from ._commands import final_command, init_command, quantum_command, quantum_command_prefix
@@ -194,7 +194,7 @@ def _build(
     task_labels = set(labels.values())
     if task_labels & RESERVED_LABELS:
         clash = ", ".join(sorted(task_labels & RESERVED_LABELS))
-        raise ValueError(f"task label(s) {clash} are reserved for bps's own jobs; rename the task(s)")
+        raise WorkflowBuildError(f"task label(s) {clash} are reserved for bps's own jobs; rename the task(s)")
     for label in config.task_resources:
         if label not in task_labels:
             _LOG.warning("pipetask.%s sets resources for a task label with no quanta in this graph", label)

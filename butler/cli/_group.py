@@ -3,8 +3,8 @@
 Higher layers (quantumgraph's ``transfer-from-graph``) add ``butler`` subcommands without butler
 importing them: they are listed from package metadata, which costs no import, and a plugin's
 module is imported only when its command is run or the group's ``--help`` describes it.
-The group also puts every subcommand, plugins included, behind the one error boundary of
-:mod:`butler.cli_support`.
+The group is a :class:`~butler.cli_support.CommandGroup`, so every subcommand, plugins included,
+accepts the global options and sits behind the one error boundary of :mod:`butler.cli_support`.
 """
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from typing import Any
 
 import click
 
-from ..cli_support import error_boundary
+from ..cli_support import CommandGroup
 
 _log = logging.getLogger(__name__)
 
 
-class PluginGroup(click.Group):
+class PluginGroup(CommandGroup):
     """``click.Group`` whose extra commands come from the entry-point group ``plugin_group``."""
 
     def __init__(self, *args: Any, plugin_group: str, **kwargs: Any) -> None:
@@ -46,7 +46,7 @@ class PluginGroup(click.Group):
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(self.plugins()))
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def find_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         builtin = self.commands.get(cmd_name)
         if builtin is not None:
             return builtin
@@ -91,6 +91,3 @@ class PluginGroup(click.Group):
         if rows:
             with formatter.section("Commands"):
                 formatter.write_dl(rows)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        return error_boundary(super().invoke)(ctx)

@@ -24,9 +24,9 @@ PLUGIN_GROUP = "skybatch.butler_commands"
 def main(progress: bool) -> None:
     """Create and query butler data repositories.
 
-    Errors are reported as one line on stderr with exit status 1; add --log-level DEBUG for the
-    traceback. More commands are added by installed packages (entry-point group
-    skybatch.butler_commands).
+    Errors in your input are reported as one line on stderr with exit status 1; add --log-level
+    DEBUG for the traceback. --log-level and --progress may also follow the subcommand. More
+    commands are added by installed packages (entry-point group skybatch.butler_commands).
 
     \b
     Getting started:

@@ -14,7 +14,12 @@ from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
-from .._exceptions import CollectionTypeError, ConflictingDefinitionError, MissingCollectionError
+from .._exceptions import (
+    CollectionTypeError,
+    ConflictingDefinitionError,
+    InvalidNameError,
+    MissingCollectionError,
+)
 from ._database import Database
 
 
@@ -33,7 +38,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/+:@]*$")
 def check_collection_name(name: str) -> None:
     """Refuse names that break comma-separated CLI lists, globs or file paths."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise ValueError(
+        raise InvalidNameError(
             f"collection name {name!r} is invalid: use letters, digits and _ . - / + : @ "
             "(not starting with punctuation)"
         )

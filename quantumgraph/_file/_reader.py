@@ -23,7 +23,7 @@ import zstandard
 
 from butler import DataCoordinate, DatasetRef, StoredFileInfo, gc_paused
 
-from .._exceptions import GraphFileError
+from .._exceptions import GraphFileError, QuantumNotFoundError
 from .._model import FORMAT_MAJOR, GraphHeader, Quantum, QuantumGraph
 from ._codec import (
     EXTRA_INPUTS,
@@ -329,17 +329,17 @@ class GraphReader:
     def read_quantum(self, quantum_id: uuid.UUID) -> tuple[Quantum, dict[uuid.UUID, StoredFileInfo]]:
         """One quantum and the datastore records of its inputs, reading at most one block.
 
-        Raises KeyError if the file has no quantum with this ID.
+        Raises QuantumNotFoundError (a KeyError) if the file has no quantum with this ID.
         """
         b = self.find_dataset_block(quantum_id)
         if b is None:
-            raise KeyError(f"quantum {quantum_id} is not in {self.name}")
+            raise QuantumNotFoundError(f"quantum {quantum_id} is not in {self.name}")
         records = self._block(b)
         if self._cached_positions is None:
             self._cached_positions = {rec[1]: i for i, rec in enumerate(records)}
         i = self._cached_positions.get(self.ids.encode(quantum_id))
         if i is None:
-            raise KeyError(f"quantum {quantum_id} is not in {self.name}")
+            raise QuantumNotFoundError(f"quantum {quantum_id} is not in {self.name}")
         return self._decode(b, records[i])
 
     # -- whole graph -----------------------------------------------------------------------------

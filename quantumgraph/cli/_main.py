@@ -10,13 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
-from butler.cli_support import error_boundary, log_level_option, progress_option, register_user_errors
+from butler.cli_support import CommandGroup, log_level_option, progress_enabled, progress_option
 
-from .._exceptions import QuantumGraphError
 from .._model import QuantumGraph
 from . import _commands as cmd
-
-register_user_errors(QuantumGraphError)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,7 +94,7 @@ def graph_source_options(*, repo_required: bool) -> Callable[[F], F]:
     return decorator
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @log_level_option
 @progress_option
 def main(progress: bool) -> None:
@@ -111,6 +108,9 @@ def main(progress: bool) -> None:
     Inside batch jobs (bps writes these for you):
       pipetask pre-exec-init-qbb REPO GRAPH
       pipetask run-qbb REPO GRAPH --qgraph-node-id ID [--qgraph-node-id ID ...] [--job-local TYPE]
+
+    Errors in your input are reported as one line on stderr with exit status 1 (--log-level DEBUG
+    adds the traceback). --log-level and --progress may also follow the subcommand.
     """
 
 
@@ -124,7 +124,6 @@ def main(progress: bool) -> None:
     multiple=True,
     help="Print a summary (quanta per task) or one line per quantum (id, task, data ID).",
 )
-@error_boundary
 def qgraph(source: GraphSource, save_qgraph: str | None, show: tuple[str, ...]) -> None:
     """Build a QuantumGraph (or load one with --qgraph), then save and/or show it."""
     graph = source.obtain()
@@ -149,9 +148,7 @@ def qgraph(source: GraphSource, save_qgraph: str | None, show: tuple[str, ...]) 
     show_default=True,
     help="Number of processes executing quanta in parallel.",
 )
-@click.pass_context
-@error_boundary
-def run(ctx: click.Context, source: GraphSource, save_qgraph: str | None, jobs: int) -> None:
+def run(source: GraphSource, save_qgraph: str | None, jobs: int) -> None:
     """Build a graph (or load one), execute every quantum here, and register the outputs.
 
     A failed quantum's downstream quanta are skipped; everything else runs and is registered,
@@ -162,7 +159,7 @@ def run(ctx: click.Context, source: GraphSource, save_qgraph: str | None, jobs: 
         cmd.save_graph(graph, save_qgraph)
     assert source.repo is not None  # required for run
     ok, failed, pruned, merged = cmd.run_graph(
-        source.repo, graph, save_qgraph or source.qgraph, jobs, bool(ctx.find_root().params.get("progress"))
+        source.repo, graph, save_qgraph or source.qgraph, jobs, progress_enabled()
     )
     where_out = merged.output or merged.output_run
     click.echo(
@@ -176,7 +173,6 @@ def run(ctx: click.Context, source: GraphSource, save_qgraph: str | None, jobs: 
 @main.command("pre-exec-init-qbb")
 @click.argument("repo")
 @click.argument("graph")
-@error_boundary
 def pre_exec_init_qbb(repo: str, graph: str) -> None:
     """Write each task's init outputs (its config) before any quantum runs; no registry access."""
     n = cmd.pre_exec_init_qbb(repo, graph)
@@ -203,7 +199,6 @@ def pre_exec_init_qbb(repo: str, graph: str) -> None:
     "writing them (repeatable). Outputs no later quantum here reads are written anyway. Only for "
     "types nothing outside this run reads: bps adds it to cluster jobs when jobLocalDatasetTypes allows.",
 )
-@error_boundary
 def run_qbb(repo: str, graph: str, node_ids: tuple[str, ...], job_local: tuple[str, ...]) -> None:
     """Run quanta from a graph file with a quantum-backed butler (the batch-job entry point).
 

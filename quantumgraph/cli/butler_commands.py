@@ -1,17 +1,14 @@
 """``butler`` subcommands that quantumgraph provides through the ``skybatch.butler_commands`` entry points.
 
-The butler layer never imports quantumgraph; it finds these by entry-point name.
+The butler layer never imports quantumgraph; it finds these by entry-point name.  Its group puts them
+behind the shared error boundary; importing this package registered ``QuantumGraphError`` there.
 """
 
 from __future__ import annotations
 
 import click
 
-from butler.cli_support import error_boundary, progress_enabled, register_user_errors
-
-from .._exceptions import QuantumGraphError
-
-register_user_errors(QuantumGraphError)
+from butler.cli_support import progress_enabled
 
 
 @click.command("transfer-from-graph")
@@ -30,7 +27,6 @@ register_user_errors(QuantumGraphError)
     show_default=True,
     help="Register the graph's dataset types if they are not registered yet.",
 )
-@error_boundary
 def transfer_from_graph(
     graph: str, repo: str, update_output_chain: bool, register_dataset_types: bool
 ) -> None:
@@ -83,7 +79,6 @@ def transfer_from_graph(
     show_default=True,
     help="Number of detectors per exposure (numbered 0..N-1).",
 )
-@error_boundary
 def make_demo_repo(repo: str, exposures: int, detectors: int) -> None:
     """Create a demo repository of synthetic DemoCam raws.
 

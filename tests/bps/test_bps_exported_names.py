@@ -26,6 +26,7 @@ EXPECTED = {
         "WmsError",
         "WmsPluginError",
         "WmsWorkflow",
+        "WorkflowBuildError",
         "WorkflowGraph",
         "available_wms_services",
         "build_workflow",

@@ -29,6 +29,7 @@ EXPECTED = {
     "DimensionValueError",
     "FileDatastore",
     "InvalidDataIdError",
+    "InvalidNameError",
     "LimitedButler",
     "MissingCollectionError",
     "MissingDatasetTypeError",
