@@ -27,6 +27,7 @@ EXPECTED = {
     "QuantumExecutionError",
     "QuantumGraph",
     "QuantumGraphError",
+    "QuantumNotFoundError",
     "TaskConfig",
     "TaskInfo",
     "build_quantum_graph",
