@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from ._exceptions import RepositoryError
+from ._exceptions import DatastorePathError, RepositoryError
 
 CONFIG_NAME = "butler.yaml"
 REGISTRY_FILE = "registry.sqlite3"
@@ -60,6 +60,15 @@ class RepoConfig:
         template = datastore.get("template")
         if not isinstance(root, str) or (template is not None and not isinstance(template, str)):
             raise RepositoryError(f"{source}: datastore.root and datastore.template must be strings")
+        if template is not None:
+            # Checked here, at load, so an ambiguous or malformed template stops the repository
+            # from opening at all rather than failing (or colliding) at the first write.
+            from .datastore._template import FileTemplate
+
+            try:
+                FileTemplate(template)
+            except DatastorePathError as err:
+                raise RepositoryError(f"{source}: datastore.template: {err}") from None
         return cls(db=registry["db"], datastore_root=root, template=template)
 
     @classmethod

@@ -85,8 +85,8 @@ def test_dimensionless_dataset_drops_the_separator(store: FileDatastore) -> None
 def test_custom_template_with_dimension_fields(tmp_path: Path) -> None:
     store = FileDatastore(tmp_path, "{run}/{instrument}/{datasetType}/{detector}/{datasetType}_{dataId}")
     assert store.predict_path(make_ref()) == f"{RUN}/HSC/raw/7/raw_HSC_7_42.yaml"
-    named = FileDatastore(tmp_path, "{datasetType}/{run}/{instrument}-{exposure}-{detector}")
-    assert named.predict_path(make_ref()) == f"raw/{RUN}/HSC-42-7.yaml"
+    named = FileDatastore(tmp_path, "{datasetType}/{run}/{instrument}/{exposure}-{detector}")
+    assert named.predict_path(make_ref()) == f"raw/{RUN}/HSC/42-7.yaml"
 
 
 def test_custom_template_needing_an_absent_dimension_is_refused(tmp_path: Path) -> None:
