@@ -66,11 +66,15 @@ class Butler:
         self.config = RepoConfig.read(root)
         self.registry = Registry.open(self.config.resolved_db(root))
         self.datastore = FileDatastore(
-            self.config.resolved_root(root), self.config.template or DEFAULT_TEMPLATE
+            self.config.resolved_root(root),
+            self.config.template or DEFAULT_TEMPLATE,
+            verify_checksums=self.config.verify_checksums,
         )
         self._records = DatastoreRecordStore(
             self.registry.metadata, self.registry.transaction, dataset_fk="dataset.id"
         )
+        if self.registry.schema_version == "1.0":
+            self._upgrade_from_1_0()
         self.run = run
         default = _as_names(collections)
         self.collections: tuple[str, ...] = default if default is not None else ((run,) if run else ())
@@ -106,6 +110,19 @@ class Butler:
             registry.close()
         config.write(root)  # last: a directory without butler.yaml is not a repository
         return cls(root)
+
+    def _upgrade_from_1_0(self) -> None:
+        """Add the records' checksum column to a repository made before schema 1.1.
+
+        Old records keep a NULL checksum (their sizes are still checked).  The version row is
+        locked and re-read first, so two processes opening an old repository at once upgrade
+        it exactly once.
+        """
+        registry = self.registry
+        with registry.transaction() as conn:
+            if registry.lock_schema_version(conn) == "1.0":
+                self._records.add_checksum_column(conn)
+                registry.set_schema_version(conn, "1.1")
 
     def close(self) -> None:
         """Release the database connections."""

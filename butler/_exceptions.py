@@ -19,6 +19,7 @@ may catch either ``ButlerError`` or, say, ``LookupError``::
      +-- DatastoreError
      |    +-- DatastorePathError (ValueError)          a path that would escape the datastore root
      |    +-- DatasetFileMissingError (FileNotFoundError) registered dataset whose file is gone
+     |    +-- DatasetFileCorruptError (ValueError)     file differs from its record (size, checksum)
      +-- QuerySyntaxError (ValueError)                malformed ``--where`` expression
      +-- QueryError (ValueError)                      well-formed query that cannot be evaluated
      +-- RepositoryError (OSError)                    no repository at the given path, or corrupt
@@ -92,6 +93,10 @@ class DatastorePathError(DatastoreError, ValueError):
 
 class DatasetFileMissingError(DatastoreError, FileNotFoundError):
     """A dataset is registered but its file is missing from the datastore."""
+
+
+class DatasetFileCorruptError(DatastoreError, ValueError):
+    """A dataset's file is not the file that was written: its size or checksum differs from its record."""
 
 
 class QuerySyntaxError(ButlerError, ValueError):

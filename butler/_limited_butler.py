@@ -46,15 +46,15 @@ class LimitedButler(Protocol):
 
 
 @functools.lru_cache(maxsize=8)
-def _datastore_config(repo: Path) -> tuple[Path, str | None]:
-    """The datastore root (absolute) and template from ``REPO/butler.yaml``, read once per process.
+def _datastore_config(repo: Path) -> tuple[Path, str | None, bool]:
+    """Datastore root (absolute), template and verify_checksums from ``REPO/butler.yaml``, read once.
 
     ``repo`` may also be the path of the ``butler.yaml`` itself, as everywhere a Butler is opened.
     """
     if repo.name == CONFIG_NAME and repo.is_file():
         repo = repo.parent
     config = RepoConfig.read(repo)
-    return config.resolved_root(repo), config.template
+    return config.resolved_root(repo), config.template, config.verify_checksums
 
 
 class QuantumBackedButler:
@@ -73,10 +73,12 @@ class QuantumBackedButler:
         dataset_types: Mapping[str, DatasetType],
         records: Mapping[uuid.UUID, StoredFileInfo],
         template: str = DEFAULT_TEMPLATE,
+        *,
+        verify_checksums: bool = False,
     ) -> None:
         self.universe = universe
         self.dataset_types: Mapping[str, DatasetType] = dataset_types
-        self.datastore = FileDatastore(root, template)
+        self.datastore = FileDatastore(root, template, verify_checksums=verify_checksums)
         self.root = self.datastore.root
         self._records: dict[uuid.UUID, StoredFileInfo] = dict(records)
         self._written: dict[uuid.UUID, StoredFileInfo] = {}
@@ -94,10 +96,13 @@ class QuantumBackedButler:
 
         Only ``butler.yaml`` is read (datastore root and file template), never the registry
         database: the universe, dataset types and input records come from the caller (a graph
-        file, in a batch job).  The file is parsed once per process per repository.
+        file, in a batch job).  The file is parsed once per process per repository; its
+        ``datastore.verify_checksums`` decides whether reads compare checksums.
         """
-        root, template = _datastore_config(Path(repo))
-        return cls(root, universe, dataset_types, records, template or DEFAULT_TEMPLATE)
+        root, template, verify = _datastore_config(Path(repo))
+        return cls(
+            root, universe, dataset_types, records, template or DEFAULT_TEMPLATE, verify_checksums=verify
+        )
 
     def __repr__(self) -> str:
         return f"QuantumBackedButler({str(self.root)!r})"

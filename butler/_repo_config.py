@@ -33,11 +33,17 @@ class RepoConfig:
     """Datastore root, relative to the repository directory unless absolute."""
     template: str | None = None
     """File template; None means the datastore's default."""
+    verify_checksums: bool = False
+    """Whether reads compare each file's CRC-32 with its record (sizes are always compared).
+    Off by default for local files, where it would read every file twice; a store whose bytes
+    travel over a network should turn it on (``datastore.verify_checksums: true``)."""
 
     def to_dict(self) -> dict[str, Any]:
         datastore: dict[str, Any] = {"root": self.datastore_root}
         if self.template is not None:
             datastore["template"] = self.template
+        if self.verify_checksums:
+            datastore["verify_checksums"] = True
         return {"version": CONFIG_VERSION, "registry": {"db": self.db}, "datastore": datastore}
 
     @classmethod
@@ -60,6 +66,11 @@ class RepoConfig:
         template = datastore.get("template")
         if not isinstance(root, str) or (template is not None and not isinstance(template, str)):
             raise RepositoryError(f"{source}: datastore.root and datastore.template must be strings")
+        verify = datastore.get("verify_checksums", False)
+        if not isinstance(verify, bool):
+            raise RepositoryError(
+                f"{source}: datastore.verify_checksums must be true or false, not {verify!r}"
+            )
         if template is not None:
             # Checked here, at load, so an ambiguous or malformed template stops the repository
             # from opening at all rather than failing (or colliding) at the first write.
@@ -69,7 +80,7 @@ class RepoConfig:
                 FileTemplate(template)
             except DatastorePathError as err:
                 raise RepositoryError(f"{source}: datastore.template: {err}") from None
-        return cls(db=registry["db"], datastore_root=root, template=template)
+        return cls(db=registry["db"], datastore_root=root, template=template, verify_checksums=verify)
 
     @classmethod
     def read(cls, repo: Path) -> RepoConfig:

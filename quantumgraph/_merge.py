@@ -38,6 +38,8 @@ class MergeResult:
     """How many were newly registered by this call (0 on a repeat)."""
     output_run: str
     output: str | None
+    temporaries_removed: int = 0
+    """Stale temporary files of killed jobs removed from the run's directories."""
 
     @property
     def missing(self) -> int:
@@ -69,7 +71,8 @@ def transfer_from_graph(
     found: list[tuple[DatasetRef, StoredFileInfo]] = []
     datastore = butler.datastore
     for ref in refs:
-        info = datastore.info_for_existing(ref)
+        # The file is read to record its real size and checksum: what is registered is what is there.
+        info = datastore.info_for_existing(ref, checksum=True)
         if info is not None:
             found.append((ref, info))
         if progress is not None:
@@ -92,6 +95,12 @@ def transfer_from_graph(
         butler.insert_datastore_records([info for _, info in found])
         if update_output_chain and header.output:
             _update_chain(butler, header)
+    # Killed jobs leave their temporary files (.tmp-*) beside the outputs they were writing:
+    # remove those that no live writer can still own (older than the datastore's threshold).
+    directories = sorted({datastore.predict_path(ref).rpartition("/")[0] for ref in refs})
+    removed = datastore.remove_stale_temporaries(directories=directories)
+    if removed:
+        _log.info("removed %d stale temporary file(s) of killed jobs", len(removed))
     _log.info(
         "merged %d of %d predicted outputs into %s (%d newly registered)",
         len(found),
@@ -99,7 +108,7 @@ def transfer_from_graph(
         header.output_run,
         len(inserted),
     )
-    return MergeResult(len(refs), len(found), len(inserted), header.output_run, header.output)
+    return MergeResult(len(refs), len(found), len(inserted), header.output_run, header.output, len(removed))
 
 
 def _update_chain(butler: Butler, header: GraphHeader) -> None:

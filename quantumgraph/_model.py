@@ -18,7 +18,7 @@ ConnectionKind = Literal["input", "output", "init_output"]
 
 #: Major version of the QuantumGraph file format; readers refuse files with another major.
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 0
+FORMAT_MINOR = 1
 
 
 @dataclass(frozen=True, slots=True)

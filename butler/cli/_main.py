@@ -8,7 +8,7 @@ from ..cli_support import log_level_option, progress_option
 from ._group import PluginGroup
 from ._ingest import ingest_files
 from ._query_commands import query_collections, query_dataset_types, query_datasets
-from ._repo_commands import create, insert_dimension_records, register_dataset_type
+from ._repo_commands import cleanup_temp, create, insert_dimension_records, register_dataset_type
 
 #: Entry-point group through which higher layers add ``butler`` subcommands.
 PLUGIN_GROUP = "skybatch.butler_commands"
@@ -46,5 +46,6 @@ for _command in (
     query_datasets,
     query_collections,
     query_dataset_types,
+    cleanup_temp,
 ):
     main.add_command(_command)

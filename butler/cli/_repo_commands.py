@@ -118,3 +118,43 @@ def register_dataset_type(repo: str, name: str, storage_class: str, dimensions: 
         f"{dt.name} (dimensions: {', '.join(dt.dimensions) or 'none'}; storage class: {dt.storage_class})"
     )
     click.echo(f"Registered dataset type {summary}" if new else f"Already registered: {summary}")
+
+
+@click.command("cleanup-temp", short_help="Remove stale temporary files left by killed writers.")
+@repo_argument
+@click.option(
+    "--older-than",
+    metavar="SECONDS",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Only files not modified for this long: a running job's file is modified as it is written.",
+)
+@click.option("--dry-run", is_flag=True, help="List the files that would be removed; remove nothing.")
+def cleanup_temp(repo: str, older_than: float, dry_run: bool) -> None:
+    """Remove the datastore's temporary files (.tmp-*) that killed jobs left behind in REPO.
+
+    Every write goes to a temporary name and is renamed when complete, so a leftover is never a
+    dataset. Only files older than --older-than are removed; dataset files are never touched.
+    The merge (butler transfer-from-graph) does the same for its run's directories.
+
+    \b
+    Example:
+      butler cleanup-temp my_repo --older-than 7200
+    """
+    from .. import Butler
+
+    with Butler(repo, writeable=not dry_run) as butler:
+        store = butler.datastore
+        if dry_run:
+            found = store.stale_temporaries(older_than)
+            for path, size in found:
+                click.echo(f"{path}  {size} bytes")
+            click.echo(f"would remove {len(found)} stale temporary file(s) older than {older_than:g} s")
+            return
+        removed = store.remove_stale_temporaries(older_than)
+    total = sum(size for _, size in removed)
+    click.echo(
+        f"removed {len(removed)} stale temporary file(s) ({total} bytes) older than {older_than:g} s "
+        f"under {store.root}"
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._file_datastore import DEFAULT_TEMPLATE, FileDatastore, TransferMode
+from ._file_datastore import DEFAULT_TEMPLATE, STALE_TEMP_SECONDS, TEMP_PREFIX, FileDatastore, TransferMode
 from ._template import FileTemplate
 
 if TYPE_CHECKING:
@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_TEMPLATE",
     "RECORDS_TABLE",
+    "STALE_TEMP_SECONDS",
+    "TEMP_PREFIX",
     "DatastoreRecordStore",
     "FileDatastore",
     "FileTemplate",

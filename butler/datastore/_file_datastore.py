@@ -8,7 +8,9 @@ Writes are atomic: the formatter writes to a hidden temporary name in the target
 the file is then renamed over the final name with ``os.replace``, so a reader (or the merge job
 scanning for outputs) sees either no file or a complete one -- never a partial file.  The
 temporary name is ``.tmp-<dataset id>-<pid>-<n>``, so leftovers from a killed job are easy to spot
-and cannot collide with dataset files.  This gives atomic visibility, not durability across a
+and cannot collide with dataset files; :meth:`FileDatastore.remove_stale_temporaries` removes
+them once they are older than a threshold (``butler cleanup-temp``, and the merge job for its
+run's directories).  This gives atomic visibility, not durability across a
 power cut (no ``fsync``, which would cost milliseconds per write).
 
 This module is on the batch-job import path: no sqlalchemy, no numpy.
@@ -20,18 +22,34 @@ import itertools
 import os
 import shutil
 import stat
+import time
+import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, get_args
 
 from .._dataset_type import DatasetRef
-from .._exceptions import DatasetFileMissingError, DatastoreError, StorageClassError
+from .._exceptions import DatasetFileCorruptError, DatasetFileMissingError, DatastoreError, StorageClassError
 from .._storage_class import StorageClass, check_object, get_storage_class
 from .._stored_file_info import StoredFileInfo
 from ..formatters import Formatter, get_formatter
 from ._paths import path_problem
 from ._template import DEFAULT_TEMPLATE, FileTemplate
 
-__all__ = ["DEFAULT_TEMPLATE", "FileDatastore", "TransferMode"]
+__all__ = [
+    "DEFAULT_TEMPLATE",
+    "STALE_TEMP_SECONDS",
+    "TEMP_PREFIX",
+    "FileDatastore",
+    "TransferMode",
+    "file_size_and_crc32",
+]
+
+#: Name prefix of every temporary file the datastore writes (and the only ones it removes).
+TEMP_PREFIX = ".tmp-"
+#: A temporary file not modified for this long belongs to a writer that died: a live writer
+#: changes its file's mtime with every write, and renames it away as soon as it is complete.
+STALE_TEMP_SECONDS = 3600.0
 
 TransferMode = Literal["copy", "symlink", "direct"]
 _TRANSFER_MODES: tuple[str, ...] = get_args(TransferMode)
@@ -47,10 +65,18 @@ class FileDatastore:
 
     One instance may be used from several threads; directory creation is idempotent and each
     write uses its own temporary name.
+
+    Every record carries the file's size and CRC-32 as written.  A read compares the size always
+    (one ``stat``) and the checksum when ``verify_checksums`` is on (it reads the file twice, so
+    it is off by default for local files and meant for stores where bytes travel); a mismatch is
+    :class:`DatasetFileCorruptError`.
     """
 
-    def __init__(self, root: Path | str, template: str = DEFAULT_TEMPLATE) -> None:
+    def __init__(
+        self, root: Path | str, template: str = DEFAULT_TEMPLATE, *, verify_checksums: bool = False
+    ) -> None:
         self.root = Path(root).absolute()
+        self.verify_checksums = verify_checksums
         self.template = FileTemplate(template)
         self._root = str(self.root)
         # Directories known to exist, so a write costs no mkdir/stat in the common case.
@@ -101,7 +127,7 @@ class FileDatastore:
             self._known_dirs.add(directory)
 
     def _temp_name(self, directory: str, ref: DatasetRef) -> str:
-        return f"{directory}/.tmp-{ref.id.hex}-{os.getpid()}-{next(self._tmp_counter)}"
+        return f"{directory}/{TEMP_PREFIX}{ref.id.hex}-{os.getpid()}-{next(self._tmp_counter)}"
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -131,14 +157,14 @@ class FileDatastore:
                 self._known_dirs.discard(directory)
                 self._ensure_dir(directory)
                 formatter.write(obj, tmp)
-            size = os.stat(tmp).st_size
+            size, crc = file_size_and_crc32(tmp)
             os.replace(tmp, path)
         except BaseException as exc:
             _discard(tmp)
             if isinstance(exc, StorageClassError):
                 raise StorageClassError(f"cannot write dataset {ref}: {exc}") from exc
             raise
-        return StoredFileInfo(ref.id, rel, formatter.name, sc.name, size)
+        return StoredFileInfo(ref.id, rel, formatter.name, sc.name, size, crc)
 
     def ingest(self, src: Path | str, ref: DatasetRef, transfer: TransferMode) -> StoredFileInfo:
         """Make the existing file ``src`` the file of ``ref``.
@@ -166,8 +192,12 @@ class FileDatastore:
                 f"{formatter.name} ({formatter.extension}) files, but this file's suffix is "
                 f"{source.suffix or 'empty'}"
             )
+        try:
+            size, crc = file_size_and_crc32(str(source))
+        except OSError as exc:
+            raise DatastoreError(f"cannot ingest {source} as dataset {ref}: {exc.strerror}") from exc
         if transfer == "direct":
-            return StoredFileInfo(ref.id, str(source), formatter.name, sc.name, src_stat.st_size)
+            return StoredFileInfo(ref.id, str(source), formatter.name, sc.name, size, crc)
         rel = self.template.format(ref, formatter.extension)
         path = f"{self._root}/{rel}"
         directory = path.rpartition("/")[0]
@@ -182,7 +212,7 @@ class FileDatastore:
         except BaseException:
             _discard(tmp)
             raise
-        return StoredFileInfo(ref.id, rel, formatter.name, sc.name, src_stat.st_size)
+        return StoredFileInfo(ref.id, rel, formatter.name, sc.name, size, crc)
 
     # -- reading and checking ------------------------------------------------------------------
 
@@ -197,6 +227,7 @@ class FileDatastore:
         formatter = get_formatter(info.formatter)
         path = self._abspath(info)
         try:
+            self._check_file(info, path)
             obj = formatter.read(path)
         except FileNotFoundError as exc:
             raise DatasetFileMissingError(
@@ -213,14 +244,35 @@ class FileDatastore:
                 )
         return obj
 
+    def _check_file(self, info: StoredFileInfo, path: str) -> None:
+        """Refuse a file whose size (always) or checksum (if asked) differs from its record."""
+        if info.file_size < 0:
+            return
+        size = os.stat(path).st_size
+        what = f"the file of dataset {info.dataset_id} (storage class {info.storage_class}), {path},"
+        if size != info.file_size:
+            raise DatasetFileCorruptError(
+                f"{what} has {size} bytes but was written with {info.file_size} bytes: it was truncated "
+                "or rewritten after it was registered"
+            )
+        if self.verify_checksums and info.checksum is not None:
+            crc = file_size_and_crc32(path)[1]
+            if crc != info.checksum:
+                raise DatasetFileCorruptError(
+                    f"{what} has checksum (CRC-32) {crc:08x}, which does not match {info.checksum:08x} "
+                    "recorded when it was written: its contents changed after it was registered"
+                )
+
     def exists(self, info: StoredFileInfo) -> bool:
         """Whether the file described by ``info`` is there (a dangling symlink is not)."""
         return os.path.exists(self._abspath(info))
 
-    def info_for_existing(self, ref: DatasetRef) -> StoredFileInfo | None:
+    def info_for_existing(self, ref: DatasetRef, *, checksum: bool = False) -> StoredFileInfo | None:
         """The record a regular file at ``ref``'s predicted path would have, or None if there is none.
 
-        This is how outputs written by batch jobs, which have no records yet, are found.
+        This is how outputs written by batch jobs, which have no records yet, are found.  With
+        ``checksum`` the file is read to record its CRC-32 (the merge does, so what it registers
+        is the file it found).
         """
         sc, formatter = self._storage(ref.dataset_type.storage_class)
         rel = self.template.format(ref, formatter.extension)
@@ -230,9 +282,67 @@ class FileDatastore:
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
+        if checksum:
+            try:
+                size, crc = file_size_and_crc32(f"{self._root}/{rel}")
+            except FileNotFoundError:
+                return None
+            return StoredFileInfo(ref.id, rel, formatter.name, sc.name, size, crc)
         return StoredFileInfo(ref.id, rel, formatter.name, sc.name, st.st_size)
 
     # -- removing ------------------------------------------------------------------------------
+
+    def stale_temporaries(
+        self, older_than: float = STALE_TEMP_SECONDS, directories: Iterable[str] | None = None
+    ) -> list[tuple[Path, int]]:
+        """Temporary files (``.tmp-*``) not modified for ``older_than`` seconds, with their sizes.
+
+        ``directories`` (relative to the root) limits the search to those directories (not
+        recursive); by default the whole datastore is walked.
+        """
+        cutoff = time.time() - older_than
+        if directories is None:
+            dirs: Iterable[str] = (d for d, _, _ in os.walk(self._root))
+        else:
+            dirs = (f"{self._root}/{d}" if d else self._root for d in directories)
+        out: list[tuple[Path, int]] = []
+        for directory in dirs:
+            try:
+                entries = list(os.scandir(directory))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                if not entry.name.startswith(TEMP_PREFIX):
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # renamed or removed by its writer meanwhile
+                if (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)) and st.st_mtime < cutoff:
+                    out.append((Path(entry.path), st.st_size))
+        return sorted(out)
+
+    def remove_stale_temporaries(
+        self, older_than: float = STALE_TEMP_SECONDS, directories: Iterable[str] | None = None
+    ) -> list[tuple[Path, int]]:
+        """Remove what :meth:`stale_temporaries` finds; returns what was removed.
+
+        Each file's age is checked again just before it is removed.  Files younger than the
+        threshold are never touched, so a job that is still writing keeps its file; a job stuck
+        for longer than the threshold in one write would then fail at its rename -- an error, never
+        a wrong file.
+        """
+        cutoff = time.time() - older_than
+        removed: list[tuple[Path, int]] = []
+        for path, size in self.stale_temporaries(older_than, directories):
+            try:
+                if os.lstat(path).st_mtime >= cutoff:
+                    continue
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            removed.append((path, size))
+        return removed
 
     def remove(self, info: StoredFileInfo) -> None:
         """Delete the file described by ``info``; a file already gone is not an error.
@@ -255,3 +365,19 @@ def _discard(path: str) -> None:
         os.unlink(path)
     except OSError:  # never created, or cannot be removed: the original error matters more
         pass
+
+
+def file_size_and_crc32(path: str) -> tuple[int, int]:
+    """Size and CRC-32 of the file at ``path``, read in 1 MiB pieces.
+
+    CRC-32 (zlib's, in C) detects truncation and accidental damage, which is what a record check
+    is for; it is no defence against deliberate tampering.  It costs about a microsecond per
+    kilobyte, far less than a cryptographic hash, so every write can afford it.
+    """
+    crc = 0
+    size = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return size, crc

@@ -58,6 +58,8 @@ def make_records_table(metadata: sqlalchemy.MetaData, *, dataset_fk: str | None 
         sqlalchemy.Column("formatter", sqlalchemy.String(64), nullable=False),
         sqlalchemy.Column("storage_class", sqlalchemy.String(64), nullable=False),
         sqlalchemy.Column("file_size", sqlalchemy.BigInteger, nullable=False),
+        # CRC-32 of the file as written; NULL for records from before schema 1.1.
+        sqlalchemy.Column("checksum", sqlalchemy.BigInteger, nullable=True),
     )
 
 
@@ -68,6 +70,7 @@ def _row(info: StoredFileInfo) -> dict[str, Any]:
         "formatter": info.formatter,
         "storage_class": info.storage_class,
         "file_size": info.file_size,
+        "checksum": info.checksum,
     }
 
 
@@ -109,6 +112,10 @@ class DatastoreRecordStore:
         """Create the table if it does not exist yet."""
         with self._connect(connection) as conn:
             self.metadata.create_all(conn, tables=[self.table], checkfirst=True)
+
+    def add_checksum_column(self, connection: sqlalchemy.Connection) -> None:
+        """Upgrade a records table made before checksums (schema 1.0) by adding the column."""
+        connection.exec_driver_sql(f"ALTER TABLE {RECORDS_TABLE} ADD COLUMN checksum BIGINT")
 
     def insert(
         self, infos: Iterable[StoredFileInfo], *, connection: sqlalchemy.Connection | None = None
@@ -166,11 +173,13 @@ class DatastoreRecordStore:
         for chunk in _chunks(ids):
             result = conn.execute(
                 sqlalchemy.select(
-                    t.c.dataset_id, t.c.path, t.c.formatter, t.c.storage_class, t.c.file_size
+                    t.c.dataset_id, t.c.path, t.c.formatter, t.c.storage_class, t.c.file_size, t.c.checksum
                 ).where(t.c.dataset_id.in_(chunk))
             )
-            for dataset_id, path, formatter, storage_class, file_size in result:
-                out[dataset_id] = StoredFileInfo(dataset_id, path, formatter, storage_class, file_size)
+            for dataset_id, path, formatter, storage_class, file_size, checksum in result:
+                out[dataset_id] = StoredFileInfo(
+                    dataset_id, path, formatter, storage_class, file_size, checksum
+                )
         return out
 
     def fetch(

@@ -27,14 +27,23 @@ from ._dimension_records import DimensionRecordManager
 from ._tables import RegistryTables, build_registry_tables
 
 #: Major.minor of the registry schema; a registry refuses to open another major version.
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+"""1.1 added ``file_datastore_records.checksum`` (the Butler adds it to 1.0 repositories on open)."""
 
 
 class Registry:
     """Registry over a SQLite or PostgreSQL database (SQLAlchemy Core)."""
 
-    def __init__(self, db: Database, universe: DimensionUniverse, tables: RegistryTables) -> None:
+    def __init__(
+        self,
+        db: Database,
+        universe: DimensionUniverse,
+        tables: RegistryTables,
+        schema_version: str = SCHEMA_VERSION,
+    ) -> None:
         self._db = db
+        self.schema_version = schema_version
+        """The schema version stored in the database (``major.minor``)."""
         self._universe = universe
         self._tables = tables
         self._records = DimensionRecordManager(db, universe, tables.dimensions)
@@ -96,7 +105,7 @@ class Registry:
         except BaseException:
             engine.dispose()
             raise
-        return cls(Database(engine), universe, build_registry_tables(universe))
+        return cls(Database(engine), universe, build_registry_tables(universe), version)
 
     def close(self) -> None:
         """Release database connections."""
@@ -129,6 +138,18 @@ class Registry:
         """A write transaction; nested use joins the outer one, so everything commits together."""
         with self._db.transaction() as conn:
             yield conn
+
+    def lock_schema_version(self, conn: sa.Connection) -> str:
+        """Re-read the stored schema version inside a write transaction, locking its row."""
+        t = self._tables.attributes
+        row = conn.execute(sa.select(t.c.value).where(t.c.name == "schema_version").with_for_update()).first()
+        return "" if row is None else str(row[0])
+
+    def set_schema_version(self, conn: sa.Connection, version: str) -> None:
+        """Record an upgraded schema version (inside the transaction that did the upgrade)."""
+        t = self._tables.attributes
+        conn.execute(sa.update(t).where(t.c.name == "schema_version").values(value=version))
+        self._db.on_commit(lambda: setattr(self, "schema_version", version))
 
     # -- dimension records ------------------------------------------------------------------------
 

@@ -239,7 +239,11 @@ class QuantumEncoder:
     def _record(self, info: StoredFileInfo, dt: DatasetType) -> list[Any]:
         tables = self.tables
         out: list[Any] = [info.path, tables.formatter_id(info.formatter), info.file_size]
-        if info.storage_class != dt.storage_class:
+        if info.checksum is not None:
+            # The checksum is a trailing element (format 1.1): the storage class before it is then
+            # always written, so a 1.0 reader still reads position 3 as a storage class.
+            out += [tables.storage_class_id(info.storage_class), info.checksum]
+        elif info.storage_class != dt.storage_class:
             out.append(tables.storage_class_id(info.storage_class))
         return out
 
@@ -417,7 +421,8 @@ class QuantumDecoder:
             )
         if rec is not None and records is not None:
             sc = tables.storage_classes[rec[3]] if len(rec) > 3 else dt.storage_class
-            records[rid] = StoredFileInfo(rid, rec[0], tables.formatters[rec[1]], sc, rec[2])
+            checksum = rec[4] if len(rec) > 4 else None
+            records[rid] = StoredFileInfo(rid, rec[0], tables.formatters[rec[1]], sc, rec[2], checksum)
         return DatasetRef(rid, dt, data_id, run)
 
     def _connections(

@@ -447,7 +447,7 @@ class GraphReader:
         doc = self._unpack("records", self._load("records", self._records_section))
         tables = self.tables
         try:
-            for key, path, fmt, size, sc in doc:
+            for key, path, fmt, size, sc, *_later in doc:  # later minor versions may append
                 rid = self.ids.decode(key)
                 out[rid] = StoredFileInfo(rid, path, tables.formatters[fmt], tables.storage_classes[sc], size)
         except (IndexError, TypeError, ValueError) as err:

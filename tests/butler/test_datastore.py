@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
@@ -225,6 +226,7 @@ def test_round_trip_each_storage_class(store: FileDatastore, storage_class: str,
         info.formatter,
         storage_class,
         (store.root / info.path).stat().st_size,
+        zlib.crc32((store.root / info.path).read_bytes()),
     )
     assert info.file_size > 0
     assert store.read(info) == obj
@@ -310,7 +312,10 @@ def test_info_for_existing(store: FileDatastore) -> None:
     ref = make_ref()
     assert store.info_for_existing(ref) is None
     info = store.write({"a": [1, 2]}, ref)
-    assert store.info_for_existing(ref) == info
+    assert store.info_for_existing(ref, checksum=True) == info
+    assert store.info_for_existing(ref) == StoredFileInfo(
+        info.dataset_id, info.path, info.formatter, info.storage_class, info.file_size
+    )  # without checksum=True the file is only stat'ed
     # A directory where the file should be is not a dataset.
     other = make_ref(instrument="HSC", exposure=1, detector=1)
     (store.root / store.predict_path(other)).mkdir(parents=True)

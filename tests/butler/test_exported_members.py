@@ -16,6 +16,7 @@ EXPECTED = {
     "ConflictingDefinitionError",
     "DataCoordinate",
     "DataIdValue",
+    "DatasetFileCorruptError",
     "DatasetFileMissingError",
     "DatasetNotFoundError",
     "DatasetRef",
