@@ -20,6 +20,7 @@ may catch either ``ButlerError`` or, say, ``LookupError``::
      |    +-- DatastorePathError (ValueError)          a path that would escape the datastore root
      |    +-- DatasetFileMissingError (FileNotFoundError) registered dataset whose file is gone
      |    +-- DatasetFileCorruptError (ValueError)     file differs from its record (size, checksum)
+     |    +-- DatastoreFullError (OSError)             no space left (or quota exceeded) while writing
      +-- QuerySyntaxError (ValueError)                malformed ``--where`` expression
      +-- QueryError (ValueError)                      well-formed query that cannot be evaluated
      +-- RepositoryError (OSError)                    no repository at the given path, or corrupt
@@ -97,6 +98,10 @@ class DatasetFileMissingError(DatastoreError, FileNotFoundError):
 
 class DatasetFileCorruptError(DatastoreError, ValueError):
     """A dataset's file is not the file that was written: its size or checksum differs from its record."""
+
+
+class DatastoreFullError(DatastoreError, OSError):
+    """The device (or quota) holding the datastore is full: a file could not be written completely."""
 
 
 class QuerySyntaxError(ButlerError, ValueError):

@@ -18,8 +18,10 @@ This module is on the batch-job import path: no sqlalchemy, no numpy.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
+import re
 import shutil
 import stat
 import time
@@ -29,7 +31,13 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from .._dataset_type import DatasetRef
-from .._exceptions import DatasetFileCorruptError, DatasetFileMissingError, DatastoreError, StorageClassError
+from .._exceptions import (
+    DatasetFileCorruptError,
+    DatasetFileMissingError,
+    DatastoreError,
+    DatastoreFullError,
+    StorageClassError,
+)
 from .._storage_class import StorageClass, check_object, get_storage_class
 from .._stored_file_info import StoredFileInfo
 from ..formatters import Formatter, get_formatter
@@ -163,6 +171,10 @@ class FileDatastore:
             _discard(tmp)
             if isinstance(exc, StorageClassError):
                 raise StorageClassError(f"cannot write dataset {ref}: {exc}") from exc
+            if isinstance(exc, OSError) and is_disk_full(exc):
+                raise DatastoreFullError(
+                    f"no space left on the device writing dataset {ref} to {path} ({exc})"
+                ) from exc
             raise
         return StoredFileInfo(ref.id, rel, formatter.name, sc.name, size, crc)
 
@@ -209,8 +221,12 @@ class FileDatastore:
             else:
                 os.symlink(source.resolve(), tmp)
             os.replace(tmp, path)
-        except BaseException:
+        except BaseException as exc:
             _discard(tmp)
+            if isinstance(exc, OSError) and is_disk_full(exc):
+                raise DatastoreFullError(
+                    f"no space left on the device copying {source} as dataset {ref} to {path}"
+                ) from exc
             raise
         return StoredFileInfo(ref.id, rel, formatter.name, sc.name, size, crc)
 
@@ -381,3 +397,14 @@ def file_size_and_crc32(path: str) -> tuple[int, int]:
             crc = zlib.crc32(chunk, crc)
             size += len(chunk)
     return size, crc
+
+
+#: numpy reports a short write without an errno: "131072 requested and 60400 written".
+_SHORT_WRITE = re.compile(r"\d+ requested and \d+ written")
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """Whether ``exc`` means the device or quota is full (a short write to a regular file does)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return exc.errno is None and _SHORT_WRITE.search(str(exc)) is not None

@@ -22,6 +22,7 @@ EXPECTED = {
     "DatasetRef",
     "DatasetType",
     "DatastoreError",
+    "DatastoreFullError",
     "DatastorePathError",
     "Dimension",
     "DimensionError",
