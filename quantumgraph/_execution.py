@@ -12,6 +12,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from butler import DatastoreError
+
 from ._exceptions import QuantumExecutionError
 from ._model import Quantum, TaskInfo
 from ._pipeline import import_task_class
@@ -78,7 +80,12 @@ def execute_quantum(task: PipelineTask, quantum: Quantum, butler: LimitedButler)
         raise QuantumExecutionError(f"{where}: run() did not return output(s) {', '.join(sorted(missing))}")
     for name, refs in quantum.outputs.items():
         for ref in refs:
-            butler.put(result[name], ref)
+            try:
+                butler.put(result[name], ref)
+            except DatastoreError as exc:
+                # The datastore names the dataset and the file (and "no space left" on a full
+                # disk); only the executor knows which quantum was writing.
+                raise QuantumExecutionError(f"{where}: cannot write output {name!r}: {exc}") from exc
     _log.debug("%s done in %.3f s", where, time.perf_counter() - start)
 
 

@@ -14,8 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from click.testing import CliRunner
 
 from butler import Butler, DatastoreError, DatastoreFullError
+from quantumgraph.cli import main as pipetask_main
+from quantumgraph.demo.repo import insert_demo_dimension_records, put_demo_raws, register_demo_collections
 
 
 @pytest.fixture
@@ -57,3 +60,28 @@ def test_put_on_a_full_disk(tmp_path: Path, small_disk: Path) -> None:
         assert "u/full" not in dict(butler.registry.query_collections())
         assert not list(small_disk.rglob("u/full/**/*.npy")) and not list(small_disk.rglob(".tmp-*"))
         assert butler.get(small).shape == (1000,)
+
+
+PIPELINE = """\
+tasks:
+  isr: quantumgraph.demo.tasks.Isr
+  big: faults_tasks.BigImage
+"""
+
+
+def test_quantum_on_a_full_disk_names_quantum_dataset_and_path(tmp_path: Path, small_disk: Path) -> None:
+    """The datastore (the repository directory) is on the small disk, its registry is not."""
+    repo = small_disk / "repo"
+    with Butler.create(repo, db_url=f"sqlite:///{tmp_path / 'registry.sqlite3'}") as butler:
+        insert_demo_dimension_records(butler, 1, 1)
+        register_demo_collections(butler)
+        put_demo_raws(butler, 1, 1)
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text(PIPELINE)
+    args = ["run", "-b", str(repo), "-i", "DemoCam/defaults", "-o", "u/full", "-p", str(pipeline)]
+    result = CliRunner().invoke(pipetask_main, args)
+    assert result.exit_code != 0
+    err = result.stderr
+    assert "quantum" in err and "big" in err and "no space left" in err
+    assert "image" in err and str(repo) in err
+    assert "requested and" in err  # the system's own words stay, after ours
