@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from typing import Any
 
 import numpy as np
@@ -21,3 +23,29 @@ class BigImage(PipelineTask):
 
     def run(self, post_isr: dict[str, Any]) -> dict[str, Any]:
         return {"image": np.full(self.config.size, float(post_isr["value"]))}
+
+
+#: Environment variable naming the detector whose quantum kills its own process with SIGKILL.
+KILL_DETECTOR_ENV = "SKYBATCH_TEST_KILL_DETECTOR"
+
+
+class CalibrateOrDie(PipelineTask):
+    """The demo's calibrate (value * scale), but SIGKILLs its process on one chosen detector.
+
+    The chosen point is "inside run(), before any output of this quantum is written": what a
+    batch job killed by the scheduler (memory, wall time, pre-emption) looks like.
+    """
+
+    dimensions = ("instrument", "exposure", "detector")
+    post_isr = Input("postISR", "StructuredDataDict", ("instrument", "exposure", "detector"))
+    calexp = Output("calexp", "StructuredDataDict", ("instrument", "exposure", "detector"))
+
+    class Config(PipelineTask.Config):
+        scale: float = 2.0
+
+    def run(self, post_isr: dict[str, Any]) -> dict[str, Any]:
+        if os.environ.get(KILL_DETECTOR_ENV) == str(post_isr["detector"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        calexp = dict(post_isr)
+        calexp["value"] = post_isr["value"] * self.config.scale
+        return {"calexp": calexp}
