@@ -282,6 +282,18 @@ class Butler:
         with self.registry.transaction() as conn:
             self._records.insert_ignore_existing(infos, connection=conn)
 
+    def replace_datastore_records(self, infos: Iterable[StoredFileInfo]) -> None:
+        """Replace the records of registered datasets whose files were deliberately rewritten.
+
+        Only for an explicit clobber (``transfer-from-graph --clobber-outputs``): the record must
+        describe the file that is there now, or every read would report it as damaged.
+        """
+        self._check_writeable()
+        infos = list(infos)
+        with self.registry.transaction() as conn:
+            self._records.delete([i.dataset_id for i in infos], connection=conn)
+            self._records.insert(infos, connection=conn)
+
     def remove_datasets(self, refs: Iterable[DatasetRef]) -> None:
         """Delete datasets: their registry rows, file records and (non-direct) files."""
         self._check_writeable()

@@ -21,6 +21,7 @@ may catch either ``ButlerError`` or, say, ``LookupError``::
      |    +-- DatasetFileMissingError (FileNotFoundError) registered dataset whose file is gone
      |    +-- DatasetFileCorruptError (ValueError)     file differs from its record (size, checksum)
      |    +-- DatastoreFullError (OSError)             no space left (or quota exceeded) while writing
+     |    +-- DatasetFileExistsError (FileExistsError) a job's output file exists with other contents
      +-- QuerySyntaxError (ValueError)                malformed ``--where`` expression
      +-- QueryError (ValueError)                      well-formed query that cannot be evaluated
      +-- RepositoryError (OSError)                    no repository at the given path, or corrupt
@@ -102,6 +103,10 @@ class DatasetFileCorruptError(DatastoreError, ValueError):
 
 class DatastoreFullError(DatastoreError, OSError):
     """The device (or quota) holding the datastore is full: a file could not be written completely."""
+
+
+class DatasetFileExistsError(DatastoreError, FileExistsError):
+    """A batch job's output file already exists with different contents (it may be registered)."""
 
 
 class QuerySyntaxError(ButlerError, ValueError):

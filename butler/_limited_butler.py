@@ -75,10 +75,13 @@ class QuantumBackedButler:
         template: str = DEFAULT_TEMPLATE,
         *,
         verify_checksums: bool = False,
+        clobber_outputs: bool = False,
     ) -> None:
         self.universe = universe
         self.dataset_types: Mapping[str, DatasetType] = dataset_types
         self.datastore = FileDatastore(root, template, verify_checksums=verify_checksums)
+        self.clobber_outputs = clobber_outputs
+        """Whether puts may replace an existing output file with different contents."""
         self.root = self.datastore.root
         self._records: dict[uuid.UUID, StoredFileInfo] = dict(records)
         self._written: dict[uuid.UUID, StoredFileInfo] = {}
@@ -91,6 +94,7 @@ class QuantumBackedButler:
         universe: DimensionUniverse,
         dataset_types: Mapping[str, DatasetType],
         records: Mapping[uuid.UUID, StoredFileInfo],
+        clobber_outputs: bool = False,
     ) -> QuantumBackedButler:
         """A butler over the datastore of repository ``repo`` (its directory or its butler.yaml).
 
@@ -101,7 +105,13 @@ class QuantumBackedButler:
         """
         root, template, verify = _datastore_config(Path(repo))
         return cls(
-            root, universe, dataset_types, records, template or DEFAULT_TEMPLATE, verify_checksums=verify
+            root,
+            universe,
+            dataset_types,
+            records,
+            template or DEFAULT_TEMPLATE,
+            verify_checksums=verify,
+            clobber_outputs=clobber_outputs,
         )
 
     def __repr__(self) -> str:
@@ -152,7 +162,8 @@ class QuantumBackedButler:
                 f"({', '.join(sorted(self.dataset_types)) or 'none'}); cannot put {ref}"
             )
         known.check_compatible(ref.dataset_type)
-        info = self.datastore.write(obj, ref)
+        # Never replace a file that may already be registered, unless the user asked to.
+        info = self.datastore.write(obj, ref, overwrite=self.clobber_outputs)
         self._records[ref.id] = info
         self._written[ref.id] = info
         return info

@@ -65,8 +65,14 @@ def transfer_from_graph(
     register_dataset_types: bool = True,
     update_output_chain: bool = True,
     progress: Callable[[int], None] | None = None,
+    clobber_outputs: bool = False,
 ) -> MergeResult:
-    """Register the graph's outputs that exist in ``butler``'s datastore; idempotent."""
+    """Register the graph's outputs that exist in ``butler``'s datastore; idempotent.
+
+    An output registered by an earlier merge keeps its record, unless ``clobber_outputs``: its
+    jobs were rerun with ``--clobber-outputs``, so the record is replaced by one describing the
+    file now there (size and checksum), in the same transaction.
+    """
     header, refs = _predicted_refs(Path(graph_path))
     found: list[tuple[DatasetRef, StoredFileInfo]] = []
     datastore = butler.datastore
@@ -93,6 +99,16 @@ def transfer_from_graph(
         registry.register_run(header.output_run)
         inserted = registry.import_datasets([ref for ref, _ in found])
         butler.insert_datastore_records([info for _, info in found])
+        if clobber_outputs:
+            current = butler.get_records([ref.id for ref, _ in found])
+            changed = []
+            for _, info in found:
+                old = current.get(info.dataset_id)
+                if old is not None and (old.file_size, old.checksum) != (info.file_size, info.checksum):
+                    changed.append(info)
+            if changed:
+                butler.replace_datastore_records(changed)
+                _log.info("recorded %d clobbered output file(s) as they are now", len(changed))
         if update_output_chain and header.output:
             _update_chain(butler, header)
     # Killed jobs leave their temporary files (.tmp-*) beside the outputs they were writing:

@@ -33,6 +33,7 @@ from typing import Literal, get_args
 from .._dataset_type import DatasetRef
 from .._exceptions import (
     DatasetFileCorruptError,
+    DatasetFileExistsError,
     DatasetFileMissingError,
     DatastoreError,
     DatastoreFullError,
@@ -139,13 +140,18 @@ class FileDatastore:
 
     # -- writing -------------------------------------------------------------------------------
 
-    def write(self, obj: object, ref: DatasetRef) -> StoredFileInfo:
-        """Write ``obj`` as ``ref``'s file, atomically, replacing any file already at that path.
+    def write(self, obj: object, ref: DatasetRef, *, overwrite: bool = True) -> StoredFileInfo:
+        """Write ``obj`` as ``ref``'s file, atomically.
 
         The object is checked against the dataset type's storage class first, so a wrong type
-        never reaches the disk.  Replacing is deliberate: a leftover from a failed attempt (a
-        retried batch job) must not block the new one, and the registry already guarantees that
-        no two datasets share a path.
+        never reaches the disk.  With ``overwrite`` (the full Butler's put, where the registry
+        already guarantees no registered dataset has this path) a file already there is replaced.
+        Without it (batch jobs, which cannot see the registry: the file may be registered by a
+        merge already) the file is put in place only if none is there (a hard link, which fails
+        atomically when the name exists); if one is, an identical file (same size and CRC-32: a
+        deterministic rerun) is kept as it is, and a different one is
+        :class:`DatasetFileExistsError` -- never a registered file rewritten behind the
+        registry's back.
         """
         sc, formatter = self._storage(ref.dataset_type.storage_class)
         if not sc.is_instance(obj):
@@ -166,7 +172,10 @@ class FileDatastore:
                 self._ensure_dir(directory)
                 formatter.write(obj, tmp)
             size, crc = file_size_and_crc32(tmp)
-            os.replace(tmp, path)
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                self._place_new(tmp, path, ref, size, crc)
         except BaseException as exc:
             _discard(tmp)
             if isinstance(exc, StorageClassError):
@@ -177,6 +186,36 @@ class FileDatastore:
                 ) from exc
             raise
         return StoredFileInfo(ref.id, rel, formatter.name, sc.name, size, crc)
+
+    def _place_new(self, tmp: str, path: str, ref: DatasetRef, size: int, crc: int) -> None:
+        """Give ``tmp`` the name ``path`` unless a file has it; see :meth:`write` (no overwrite)."""
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            self._keep_identical(path, ref, size, crc)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK):
+                raise
+            # No hard links on this file system: check, then rename (not atomic against a
+            # concurrent writer of the same dataset, which a graph never schedules).
+            if os.path.exists(path):
+                self._keep_identical(path, ref, size, crc)
+            else:
+                os.replace(tmp, path)
+                return
+        os.unlink(tmp)
+
+    @staticmethod
+    def _keep_identical(path: str, ref: DatasetRef, size: int, crc: int) -> None:
+        """Accept an existing file only if it is byte-for-byte what is being written (size and CRC-32)."""
+        existing = file_size_and_crc32(path)
+        if existing != (size, crc):
+            raise DatasetFileExistsError(
+                f"the file of dataset {ref} already exists with different contents: {path} "
+                f"({existing[0]} bytes, CRC-32 {existing[1]:08x}; this write: {size} bytes, CRC-32 "
+                f"{crc:08x}). It is from an earlier attempt and may already be registered; rerun with "
+                "--clobber-outputs to replace it (then merge with --clobber-outputs)"
+            )
 
     def ingest(self, src: Path | str, ref: DatasetRef, transfer: TransferMode) -> StoredFileInfo:
         """Make the existing file ``src`` the file of ``ref``.

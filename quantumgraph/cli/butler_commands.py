@@ -27,8 +27,14 @@ from butler.cli_support import progress_enabled
     show_default=True,
     help="Register the graph's dataset types if they are not registered yet.",
 )
+@click.option(
+    "--clobber-outputs",
+    is_flag=True,
+    help="The jobs were rerun with --clobber-outputs: record already-registered outputs as their "
+    "files are now (size, checksum). Without it their records are kept.",
+)
 def transfer_from_graph(
-    graph: str, repo: str, update_output_chain: bool, register_dataset_types: bool
+    graph: str, repo: str, update_output_chain: bool, register_dataset_types: bool, clobber_outputs: bool
 ) -> None:
     """Register a graph's outputs that exist in REPO (the merge job).
 
@@ -55,6 +61,7 @@ def transfer_from_graph(
             register_dataset_types=register_dataset_types,
             update_output_chain=update_output_chain,
             progress=bar,
+            clobber_outputs=clobber_outputs,
         )
     target = f"{result.output} (run {result.output_run})" if result.output else result.output_run
     click.echo(

@@ -17,6 +17,7 @@ EXPECTED = {
     "DataCoordinate",
     "DataIdValue",
     "DatasetFileCorruptError",
+    "DatasetFileExistsError",
     "DatasetFileMissingError",
     "DatasetNotFoundError",
     "DatasetRef",

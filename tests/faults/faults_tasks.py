@@ -27,6 +27,8 @@ class BigImage(PipelineTask):
 
 #: Environment variable naming the detector whose quantum kills its own process with SIGKILL.
 KILL_DETECTOR_ENV = "SKYBATCH_TEST_KILL_DETECTOR"
+#: Environment variable that overrides the scale: a rerun that produces different bytes.
+SCALE_ENV = "SKYBATCH_TEST_SCALE"
 
 
 class CalibrateOrDie(PipelineTask):
@@ -47,5 +49,5 @@ class CalibrateOrDie(PipelineTask):
         if os.environ.get(KILL_DETECTOR_ENV) == str(post_isr["detector"]):
             os.kill(os.getpid(), signal.SIGKILL)
         calexp = dict(post_isr)
-        calexp["value"] = post_isr["value"] * self.config.scale
+        calexp["value"] = post_isr["value"] * float(os.environ.get(SCALE_ENV, self.config.scale))
         return {"calexp": calexp}
