@@ -27,8 +27,13 @@ _log = logging.getLogger("quantumgraph.cli")
 
 
 def default_output_run(output: str) -> str:
-    """``{output}/{UTC timestamp}``: a new RUN for every execution, so reruns never collide."""
-    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
+    """``{output}/{UTC timestamp}``: a new RUN for every execution, so reruns never collide.
+
+    The timestamp has microseconds (``20261204T141222.123456Z``): with whole seconds, two runs
+    started in the same second -- two ``pipetask run -o u/x`` with different configs -- were
+    given one run and mixed their outputs.
+    """
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
     return f"{output}/{stamp}"
 
 

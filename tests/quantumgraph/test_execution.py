@@ -22,7 +22,7 @@ from quantumgraph.demo.repo import DEFAULTS, raw_value
 OUTPUT = "u/tester/demo"
 Invoke = Callable[..., Result]
 RunScript = Callable[..., subprocess.CompletedProcess[str]]
-TIMESTAMPED_RUN = re.compile(rf"{re.escape(OUTPUT)}/\d{{8}}T\d{{6}}Z")
+TIMESTAMPED_RUN = re.compile(rf"{re.escape(OUTPUT)}/\d{{8}}T\d{{6}}\.\d{{6}}Z")
 
 
 def read(butler: Butler, dataset_type: str, **kwargs: Any) -> dict[str, Any]:
