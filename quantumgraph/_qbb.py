@@ -21,9 +21,16 @@ if TYPE_CHECKING:
 
 
 def make_limited_butler(
-    repo: Path | str, header: GraphHeader, records: Mapping[uuid.UUID, StoredFileInfo]
+    repo: Path | str,
+    header: GraphHeader,
+    records: Mapping[uuid.UUID, StoredFileInfo],
+    *,
+    clobber_outputs: bool = False,
 ) -> QuantumBackedButler:
-    """A QuantumBackedButler over ``repo``'s datastore for the graph described by ``header``."""
+    """A QuantumBackedButler over ``repo``'s datastore for the graph described by ``header``.
+
+    ``clobber_outputs`` lets its puts replace existing output files (``--clobber-outputs``).
+    """
     from butler import QuantumBackedButler
 
     return QuantumBackedButler.from_repo(
@@ -31,4 +38,5 @@ def make_limited_butler(
         universe=DimensionUniverse(header.universe_config),
         dataset_types=header.dataset_types,
         records=records,
+        clobber_outputs=clobber_outputs,
     )

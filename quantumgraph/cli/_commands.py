@@ -155,7 +155,12 @@ def pre_exec_init_qbb(repo: str, graph_path: str) -> int:
 
 
 def run_qbb(
-    repo: str, graph_path: str, node_ids: Sequence[str], job_local: Sequence[str] = ()
+    repo: str,
+    graph_path: str,
+    node_ids: Sequence[str],
+    job_local: Sequence[str] = (),
+    *,
+    clobber_outputs: bool = False,
 ) -> tuple[int, list[str]]:
     """Run the given quanta in the given order (all, in file order, when none given).
 
@@ -196,7 +201,7 @@ def run_qbb(
         tasks = TaskFactory(header.tasks)
         # One butler for the whole job (universe, datastore and its caches built once); each
         # quantum's input records are added to it as the quantum comes up.
-        qbb = make_limited_butler(Path(repo), header, {})
+        qbb = make_limited_butler(Path(repo), header, {}, clobber_outputs=clobber_outputs)
         butler: LimitedButler = qbb if store is None else JobLocalButler(qbb, store)
         unavailable: set[uuid.UUID] = set()  # outputs of quanta of this run that failed or were skipped
         for quantum, records in read:

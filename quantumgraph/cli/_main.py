@@ -199,14 +199,23 @@ def pre_exec_init_qbb(repo: str, graph: str) -> None:
     "writing them (repeatable). Outputs no later quantum here reads are written anyway. Only for "
     "types nothing outside this run reads: bps adds it to cluster jobs when jobLocalDatasetTypes allows.",
 )
-def run_qbb(repo: str, graph: str, node_ids: tuple[str, ...], job_local: tuple[str, ...]) -> None:
+@click.option(
+    "--clobber-outputs",
+    is_flag=True,
+    help="Replace output files that already exist with different contents (from an earlier attempt, "
+    "perhaps already merged). Without it such a quantum fails and the file is kept. Merge afterwards "
+    "with 'butler transfer-from-graph --clobber-outputs' so the records describe the new files.",
+)
+def run_qbb(
+    repo: str, graph: str, node_ids: tuple[str, ...], job_local: tuple[str, ...], clobber_outputs: bool
+) -> None:
     """Run quanta from a graph file with a quantum-backed butler (the batch-job entry point).
 
     Reads inputs and writes outputs through the datastore only; the registry is never opened.
     A quantum whose input comes from a quantum that failed earlier in the same run is skipped.
     Exits with status 1 if any quantum failed or was skipped.
     """
-    done, errors = cmd.run_qbb(repo, graph, node_ids, job_local)
+    done, errors = cmd.run_qbb(repo, graph, node_ids, job_local, clobber_outputs=clobber_outputs)
     for line in errors:
         click.echo(f"error: {line}", err=True)
     if errors:

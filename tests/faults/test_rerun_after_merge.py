@@ -2,8 +2,8 @@
 
 Batch jobs cannot see the registry, so they never replace an existing output file: an identical
 one (a deterministic rerun) is kept as it is, a different one is refused with an error that says
-how to clobber.  A clobber is completed by merging with ``--clobber-outputs``, which records the
-files as they are now.
+how to clobber.  A clobber (``pipetask run-qbb --clobber-outputs``) is completed by merging with
+``--clobber-outputs``, which records the files as they are now.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from faults_tasks import SCALE_ENV
 from faults_util import script
 
-from butler import Butler, DatasetFileCorruptError, QuantumBackedButler
+from butler import Butler, DatasetFileCorruptError
 from butler.cli import main as butler_main
 from quantumgraph import GraphReader
 from quantumgraph.demo.repo import raw_value
@@ -48,7 +48,6 @@ def test_rerun_after_merge_keeps_registered_files(tmp_path: Path, demo_repo_on: 
     args = ["qgraph", "-b", repo, "-i", "DemoCam/defaults", "-o", "u/r", "--output-run", "u/r/run"]
     assert _run(pipetask, *args, "-p", pipeline, "--save-qgraph", graph).returncode == 0
     with GraphReader(graph) as reader:
-        header = reader.header
         calibrate = [q for q in reader.iter_quanta() if q.task_label == "calibrate"]
     ids = [a for q in calibrate for a in ("--qgraph-node-id", str(q.id))]
     assert _run(pipetask, "pre-exec-init-qbb", repo, graph).returncode == 0
@@ -76,15 +75,11 @@ def test_rerun_after_merge_keeps_registered_files(tmp_path: Path, demo_repo_on: 
             assert b.get(ref)["value"] == (raw_value(e, d) + 1.0) * 3.0
 
     # An explicit clobber replaces the file; merging with --clobber-outputs records it as it is now.
-    qbb = QuantumBackedButler.from_repo(
-        repo,
-        universe=Butler(repo).universe,
-        dataset_types=header.dataset_types,
-        records={},
-        clobber_outputs=True,
-    )
+    clobbered = _run(pipetask, "run-qbb", repo, graph, *ids, "--clobber-outputs", **{SCALE_ENV: "50.0"})
+    assert clobbered.returncode == 0, clobbered.stderr
     target = calibrate[0].outputs["calexp"][0]
-    qbb.put({"value": -1.0, "clobbered": True}, target)
+    e, d = target.data_id["exposure"], target.data_id["detector"]
+    new_value = {"exposure": e, "detector": d, "value": (raw_value(e, d) + 1.0) * 50.0}
     with Butler(repo) as b:
         try:
             b.get(target)
@@ -96,5 +91,5 @@ def test_rerun_after_merge_keeps_registered_files(tmp_path: Path, demo_repo_on: 
     )
     assert merged.exit_code == 0, merged.output
     with Butler(repo) as b:
-        assert b.get(target) == {"value": -1.0, "clobbered": True}
+        assert b.get(target) == new_value
         assert len(b.query_datasets("calexp", collections="u/r/run")) == len(refs)
