@@ -49,8 +49,38 @@ def _install_sqlite_hooks(engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+#: What to tell a user whose PostgreSQL URL has no driver to go with it.
+POSTGRES_EXTRA_HINT = "install it with: pip install 'skybatch[postgres]'"
+
+
 def _has_module(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
+    """Whether ``name`` can be imported (a module blocked as ``sys.modules[name] = None`` cannot)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _postgres_url(url: str, parsed: sa.engine.URL) -> sa.engine.URL:
+    """The URL with a driver that is installed, or a RepositoryError naming the extra to install.
+
+    ``postgresql://`` means psycopg2 to SQLAlchemy; skybatch's driver is psycopg 3 (the
+    ``postgres`` extra), so a plain URL uses psycopg 3 unless psycopg2 is what is installed.
+    """
+    if parsed.drivername == "postgresql" and not _has_module("psycopg2"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    driver = parsed.get_driver_name()
+    if driver == "psycopg" and not _has_module("psycopg"):
+        raise RepositoryError(
+            f"database URL {url!r} needs the PostgreSQL driver psycopg, which is not installed; "
+            + POSTGRES_EXTRA_HINT
+        )
+    if driver == "psycopg2" and not _has_module("psycopg2"):
+        raise RepositoryError(
+            f"database URL {url!r} names the driver psycopg2, which is not installed; use "
+            f"postgresql+psycopg:// (or postgresql://) and {POSTGRES_EXTRA_HINT}"
+        )
+    return parsed
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -65,13 +95,13 @@ def make_engine(url: str) -> sa.Engine:
         _install_sqlite_hooks(engine)
         return engine
     if backend == "postgresql":
-        if parsed.drivername == "postgresql" and _has_module("psycopg") and not _has_module("psycopg2"):
-            # A plain postgresql:// URL means psycopg2 to SQLAlchemy; use psycopg 3 when that is what exists.
-            parsed = parsed.set(drivername="postgresql+psycopg")
+        parsed = _postgres_url(url, parsed)
         try:
             return sa.create_engine(parsed, pool_pre_ping=True)
         except ImportError as err:
-            raise RepositoryError(f"no PostgreSQL driver available for {url!r}: {err}") from err
+            raise RepositoryError(
+                f"the PostgreSQL driver for {url!r} cannot be loaded ({err}); {POSTGRES_EXTRA_HINT}"
+            ) from err
     raise RepositoryError(f"unsupported database {backend!r} in {url!r}; use sqlite or postgresql")
 
 

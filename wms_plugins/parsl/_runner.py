@@ -395,10 +395,17 @@ class WorkflowRunner:
         self._dirty = True
 
     def _shutdown(self, dfk: Any) -> None:
+        parsl_handlers = list(logging.getLogger("parsl").handlers)
         try:
             dfk.cleanup()
         except Exception:  # cleanup problems must not hide the run's result
             _LOG.warning("Parsl cleanup failed", exc_info=True)
+        # Parsl detaches its parsl.log handler without closing the file; close it, or every run
+        # leaks an open file (a ResourceWarning, an error in our tests).
+        remaining = logging.getLogger("parsl").handlers
+        for handler in parsl_handlers:
+            if handler not in remaining:
+                handler.close()
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
