@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -67,15 +68,44 @@ class MergedTree:
         return self.base_dirs.get(self.source_of(path), Path.cwd())
 
 
+#: Largest submit YAML (or include) read; a campaign config is kilobytes, never megabytes.
+MAX_CONFIG_BYTES = 10 * 1024 * 1024
+#: Deepest nesting of mappings and lists in one file (after alias expansion).
+MAX_NESTING_DEPTH = 64
+#: Most values one file may expand to once YAML aliases are followed (alias bombs stop here).
+MAX_EXPANDED_NODES = 100_000
+
+
 def read_yaml_mapping(path: Path, source: str | None = None) -> dict[str, Any]:
-    """Read one YAML file with ``yaml.safe_load``; it must hold a mapping with string keys."""
+    """Read one YAML file with a safe loader; it must hold a mapping with string keys.
+
+    Only regular files up to :data:`MAX_CONFIG_BYTES` are read, so ``/dev/zero``, a FIFO or a
+    runaway generated file is an error, not a hang.
+    """
     label = source or str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        info = path.stat()
     except FileNotFoundError:
         raise BpsConfigError(f"config file not found: {path}") from None
     except OSError as err:
         raise BpsConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "a device, pipe or socket"
+        raise BpsConfigError(f"config file {path} is not a regular file (it is {kind})")
+    try:
+        with path.open("rb") as stream:
+            raw = stream.read(MAX_CONFIG_BYTES + 1)
+    except OSError as err:
+        raise BpsConfigError(f"cannot read config file {path}: {err.strerror}") from err
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise BpsConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES // (1024 * 1024)} MiB")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise BpsConfigError(
+            f"{label}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start}, line {line})"
+        ) from None
     return parse_yaml_mapping(text, label)
 
 
@@ -84,7 +114,7 @@ def _check_duplicate_keys(node: yaml.Node | None, label: str) -> None:
 
     Plain YAML keeps the last of them; in a submit file that silently drops half of a
     ``payload:`` section, so it is an error here.  Works on the composed node tree (no objects
-    are constructed), after ``yaml.safe_load`` has accepted the text.
+    are constructed), before any object is built.
     """
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
@@ -103,18 +133,80 @@ def _check_duplicate_keys(node: yaml.Node | None, label: str) -> None:
             _check_duplicate_keys(item, label)
 
 
+def _check_event_shape(text: str, label: str) -> None:
+    """Refuse deep nesting before anything recursive (PyYAML's composer, our walkers) sees it."""
+    depth = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            depth += 1
+            if depth > MAX_NESTING_DEPTH:
+                mark = event.start_mark
+                where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+                raise BpsConfigError(
+                    f"{label}: mappings and lists are nested deeper than {MAX_NESTING_DEPTH} levels{where}"
+                )
+        elif isinstance(event, yaml.CollectionEndEvent):
+            depth -= 1
+
+
+def _check_expansion(root: yaml.Node, label: str) -> None:
+    """Bound what aliases expand to: the node count and depth as if every alias were copied.
+
+    Computed bottom-up over the node graph with one entry per distinct node, so the check costs
+    the size of the file, not the size of the expansion it guards against.
+    """
+    size: dict[int, int] = {}
+    depth: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        key = id(node)
+        if key in size:
+            continue
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if not children_done:
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in size)
+            continue
+        size[key] = 1 + sum(size.get(id(c), 0) for c in children)
+        depth[key] = 1 + max((depth.get(id(c), 0) for c in children), default=0)
+        if size[key] > MAX_EXPANDED_NODES:
+            raise BpsConfigError(f"{label}: YAML aliases expand to more than {MAX_EXPANDED_NODES} values")
+        if depth[key] > MAX_NESTING_DEPTH + 1:
+            raise BpsConfigError(
+                f"{label}: mappings and lists are nested deeper than {MAX_NESTING_DEPTH} levels "
+                "once YAML aliases are expanded"
+            )
+
+
 def parse_yaml_mapping(text: str, label: str) -> dict[str, Any]:
-    """Parse YAML text that must be a mapping (an empty document counts as an empty mapping)."""
+    """Parse YAML text that must be a mapping (an empty document counts as an empty mapping).
+
+    The text is checked in three bounded passes before any Python object is built: nesting depth
+    (on the event stream), then alias expansion and duplicate keys (on the node graph).
+    """
+    loader = yaml.SafeLoader(text)
     try:
-        data = yaml.safe_load(text)
+        _check_event_shape(text, label)
+        node = loader.get_single_node()
+        if node is None:
+            return {}
+        _check_expansion(node, label)
+        _check_duplicate_keys(node, label)
+        data = loader.construct_document(node)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err)
         raise BpsConfigError(f"{label}: invalid YAML{where}: {problem}") from None
+    finally:
+        loader.dispose()
     if data is None:
         return {}
-    _check_duplicate_keys(yaml.compose(text, Loader=yaml.SafeLoader), label)
     if not isinstance(data, dict):
         raise BpsConfigError(f"{label}: the top level must be a mapping of keys, not a {type(data).__name__}")
     _check_keys(data, (), label)
@@ -185,7 +277,7 @@ def load_tree(
     """Stack defaults, includes, the submit YAML and command-line overrides into one tree."""
     tree = MergedTree()
     merge_layer(tree, default_layer(), DEFAULTS, Path.cwd())
-    _merge_file_with_includes(tree, submit_yaml.resolve(), environ, stack=())
+    _merge_file_with_includes(tree, submit_yaml.resolve(), environ, stack=(), merged=set())
     if overrides:
         _check_keys(dict(overrides), (), COMMAND_LINE)
         merge_layer(tree, overrides, COMMAND_LINE, Path.cwd())
@@ -194,17 +286,36 @@ def load_tree(
 
 
 def _merge_file_with_includes(
-    tree: MergedTree, path: Path, environ: Mapping[str, str], stack: tuple[Path, ...]
+    tree: MergedTree,
+    path: Path,
+    environ: Mapping[str, str],
+    stack: tuple[Path, ...],
+    merged: set[Path],
+    key: str = "",
 ) -> None:
+    """Merge ``path`` over its own includes, each file once.
+
+    A file reached again through another include (a diamond) is not merged a second time: it
+    already sits below every file that includes it, and re-reading it would make a chain of
+    diamonds cost 2**depth loads.  ``key`` names the ``includeConfigs`` entry that led here.
+    """
     if path in stack:
         chain = " -> ".join(str(p) for p in (*stack, path))
         raise BpsConfigError(f"includeConfigs cycle: {chain}")
-    data = read_yaml_mapping(path)
+    if path in merged:
+        return
+    try:
+        data = read_yaml_mapping(path)
+    except BpsConfigError as err:
+        if not key:
+            raise
+        raise BpsConfigError(f"{key}: {err} (in {stack[-1]})") from None
     includes = data.pop("includeConfigs", None)
-    for include in _include_paths(includes, path, environ):
-        _merge_file_with_includes(tree, include, environ, (*stack, path))
+    for i, include in enumerate(_include_paths(includes, path, environ)):
+        _merge_file_with_includes(tree, include, environ, (*stack, path), merged, f"includeConfigs[{i}]")
     merge_layer(tree, data, str(path), path.parent)
     tree.files.append(path)
+    merged.add(path)
 
 
 def _include_paths(value: Any, owner: Path, environ: Mapping[str, str]) -> list[Path]:

@@ -31,6 +31,8 @@ _TOKEN_RE = re.compile(
     r"|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)\}"
 )
 _MISSING = object()
+#: Longest string a value may expand to; placeholders that double each other stop here.
+MAX_VALUE_CHARS = 1024 * 1024
 
 
 def _scalar_text(value: Any) -> str:
@@ -137,7 +139,13 @@ class Resolver:
                 )
             return self._lookup(match.group("name"), path)
 
-        return _TOKEN_RE.sub(replace, text)
+        result = _TOKEN_RE.sub(replace, text)
+        if len(result) > MAX_VALUE_CHARS:
+            raise BpsConfigError(
+                f"{format_path(path)}: the value expands to more than {MAX_VALUE_CHARS} characters "
+                f"(placeholders that repeat each other?) (in {self._tree.source_of(path)})"
+            )
+        return result
 
     def _lookup(self, name: str, path: KeyPath) -> str:
         if name in self._builtins:
