@@ -11,6 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from ._collection_names import check_collection_name
 from ._dataset_type import DatasetRef, DatasetType
 from ._dimensions import DataCoordinate, DataIdValue, Dimension, DimensionUniverse
 from ._exceptions import (
@@ -97,6 +98,7 @@ __all__ = [
     "StorageClassError",
     "StoredFileInfo",
     "UnknownDimensionError",
+    "check_collection_name",
     "gc_paused",
     "get_storage_class",
 ]

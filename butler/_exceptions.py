@@ -78,7 +78,7 @@ class ConflictingDefinitionError(ButlerError, ValueError):
 
 
 class InvalidNameError(ButlerError, ValueError):
-    """A collection or dataset type name that breaks the naming rules (commas, spaces, globs ...)."""
+    """A collection or dataset type name that breaks the naming rules (commas, globs, `..` ...)."""
 
 
 class StorageClassError(ButlerError, ValueError):

@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from butler import InvalidNameError, check_collection_name
+
 from .._exceptions import BpsConfigError
 from ._layers import KeyPath, MergedTree, format_path, load_tree
 from ._model import (
@@ -78,6 +80,8 @@ CLUSTER_KEYS = frozenset({"pipetasks", "dimensions"}) | RESOURCE_KEYS
 BUILTIN_PLACEHOLDERS = ("timestamp", "uniqProcName")
 
 _UNSAFE_NAME_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+#: The first ``{placeholder}`` in a value (not ``${ENV}``, not an escaped ``{{``).
+_FIRST_PLACEHOLDER = re.compile(r"(?<![${])\{[A-Za-z_][A-Za-z0-9_]*\}")
 _CLUSTER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _DOTTED_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 #: LSST ctrl_bps spellings of the built-in algorithms, accepted so campaign configs carry over.
@@ -329,6 +333,41 @@ class _Converter:
             raise self._error(path, "names no collection")
         return names
 
+    def collection_name(self, path: KeyPath, name: str, index: int | None = None) -> None:
+        """Refuse a collection name that could escape a directory (``..``, leading ``/``...)."""
+        try:
+            check_collection_name(name)
+        except InvalidNameError as err:
+            where = (*path, index) if index is not None else path
+            raise self._error(where, str(err)) from None
+
+    def submit_dir(self) -> Path:
+        """``submitPath``, checked to stay under the directory its literal part names.
+
+        With the default ``submit/{outputRun}``, a name in a placeholder (a run name, a var) can
+        add folders below ``submit/`` but never climb out of it: the resolved path is compared
+        with the resolved text before the first placeholder.
+        """
+        path: KeyPath = ("submitPath",)
+        submit_path = self.file_path(path, required=True, must_exist=False)
+        assert submit_path is not None
+        raw = self._r.raw(path)
+        first = _FIRST_PLACEHOLDER.search(raw) if isinstance(raw, str) else None
+        if isinstance(raw, str) and first is not None:
+            literal = raw[: first.start()].rpartition("/")[0]
+            if literal or raw.startswith("/"):
+                root = Path(os.path.expanduser(self._r.substitute(literal or "/", path)))
+                if not root.is_absolute():
+                    root = self._tree.base_dir_of(path) / root
+                root = root.resolve()
+                if not submit_path.is_relative_to(root):
+                    raise self._error(
+                        path,
+                        f"resolves to {submit_path}, outside {root} (the part before its first "
+                        "placeholder); a placeholder value climbs out of it",
+                    )
+        return submit_path
+
     def resources(self, prefix: KeyPath) -> TaskResources:
         """The resource keys under ``prefix`` (all optional; absent ones are None)."""
         return TaskResources(
@@ -371,8 +410,7 @@ class _Converter:
         payload = self._payload(graph_given=qgraph_file is not None)
         resources = self.top_resources()
         compute_site = self.string(("computeSite",))
-        submit_path = self.file_path(("submitPath",), required=True, must_exist=False)
-        assert submit_path is not None
+        submit_path = self.submit_dir()
         resolved = self._resolved_tree(compute_site)
         # Record absolute paths: the copy kept in the submit directory must not depend on the cwd.
         resolved["submitPath"] = str(submit_path)
@@ -410,13 +448,20 @@ class _Converter:
         else:
             repo = self.file_path(("payload", "butlerConfig"), required=True, must_exist=True)
             butler_config = str(repo)
+        in_collection = self.collections(("payload", "inCollection"), required=not graph_given)
+        for i, name in enumerate(in_collection):
+            self.collection_name(("payload", "inCollection"), name, i if len(in_collection) > 1 else None)
+        output = self.string(("payload", "output"))
+        output_run = self.string(("payload", "outputRun"))
+        self.collection_name(("payload", "output"), output)
+        self.collection_name(("payload", "outputRun"), output_run)
         return PayloadConfig(
             payload_name=self.string(("payload", "payloadName")),
             butler_config=butler_config,
-            in_collection=self.collections(("payload", "inCollection"), required=not graph_given),
+            in_collection=in_collection,
             data_query=self.string(("payload", "dataQuery"), required=False),
-            output=self.string(("payload", "output")),
-            output_run=self.string(("payload", "outputRun")),
+            output=output,
+            output_run=output_run,
         )
 
     def _site(self, compute_site: str) -> SiteConfig:

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import enum
 import fnmatch
-import re
 from collections.abc import Callable, Iterable
 
 import sqlalchemy as sa
 
-from .._exceptions import (
-    CollectionTypeError,
-    ConflictingDefinitionError,
-    InvalidNameError,
-    MissingCollectionError,
-)
+from .._collection_names import check_collection_name
+from .._exceptions import CollectionTypeError, ConflictingDefinitionError, MissingCollectionError
 from ._database import Database
 
 
@@ -30,18 +25,6 @@ class CollectionType(enum.StrEnum):
     """Holds datasets; every dataset belongs to exactly one RUN."""
     CHAINED = "CHAINED"
     """An ordered list of other collections, searched in order."""
-
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-/+:@]*$")
-
-
-def check_collection_name(name: str) -> None:
-    """Refuse names that break comma-separated CLI lists, globs or file paths."""
-    if not isinstance(name, str) or not _NAME_RE.match(name):
-        raise InvalidNameError(
-            f"collection name {name!r} is invalid: use letters, digits and _ . - / + : @ "
-            "(not starting with punctuation)"
-        )
 
 
 class CollectionManager:

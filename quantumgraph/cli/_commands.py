@@ -54,7 +54,7 @@ def build_graph(
     where: str | None,
 ) -> QuantumGraph:
     """Open the repository read-only and build the graph for the given pipeline and query."""
-    from butler import Butler
+    from butler import Butler, check_collection_name
 
     from .._builder import build_quantum_graph
     from .._pipeline import Pipeline
@@ -71,6 +71,11 @@ def build_graph(
             if output is None:
                 raise GraphBuildError("give -o/--output (a CHAINED collection) or --output-run")
             output_run = default_output_run(output)
+        # Names become directories (datastore, submit directories): refuse escaping ones here,
+        # before a graph naming them is built or saved.
+        for name in (output, output_run):
+            if name is not None:
+                check_collection_name(name)
         return build_quantum_graph(
             butler, pipeline, input_collections=collections, output_run=output_run, output=output, where=where
         )

@@ -45,6 +45,7 @@ EXPECTED = {
     "StorageClassError",
     "StoredFileInfo",
     "UnknownDimensionError",
+    "check_collection_name",
     "gc_paused",
     "get_storage_class",
 }
