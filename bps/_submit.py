@@ -2,6 +2,7 @@
 
 The submit directory (``submitPath``) holds everything about one run::
 
+    bps_claim.txt          created exclusively first: the directory belongs to this run
     submit_config.yaml     the resolved config (placeholders substituted, paths absolute)
     <uniqProcName>.qgraph  the QuantumGraph every job reads
     workflow.json          the engine-neutral workflow (versioned JSON)
@@ -14,6 +15,9 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+import os
+import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -29,6 +33,8 @@ from .wms._loader import load_wms_service_class
 from .wms._service import BaseWmsService, WmsWorkflow
 
 CONFIG_FILENAME = "submit_config.yaml"
+#: Created exclusively when a run claims its submit directory (holds who claimed it, and when).
+CLAIM_FILENAME = "bps_claim.txt"
 _LOG = logging.getLogger(__name__)
 
 
@@ -79,26 +85,130 @@ def _write_config(config: BpsConfig, path: Path) -> None:
     path.write_text(header + text, encoding="utf-8")
 
 
-def _claim_submit_dir(path: Path) -> None:
-    """Create the submit directory, refusing one that already holds a run."""
-    for marker in (RUN_FILENAME, "workflow.json", CONFIG_FILENAME):
-        if (path / marker).exists():
+@dataclass(slots=True)
+class _Claim:
+    """What :func:`_claim_submit_dir` created, so a failed prepare removes exactly that."""
+
+    path: Path
+    created: list[Path]
+    """Directories this process made, deepest last (the submit directory itself if it was new)."""
+
+    def release_parents_only(self) -> None:
+        for directory in reversed(self.created):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+
+    def release(self) -> None:
+        """Remove everything in the claimed directory and the directories this process created.
+
+        The directory was empty or new when claimed, and the claim marker kept every other run
+        out since, so whatever is inside was written by this prepare.  Parents made on the way
+        are removed only while empty (another run may have started using them meanwhile).
+        """
+        if self.path in self.created:
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            for child in self.path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        for directory in reversed(self.created):
+            if directory != self.path:
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """``mkdir -p`` that reports which directories it created, outermost first."""
+    missing = []
+    for directory in (path, *path.parents):
+        if directory.exists():
+            break
+        missing.append(directory)
+    created = []
+    for directory in reversed(missing):
+        try:
+            directory.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as err:
             raise SubmitDirError(
-                f"submit directory {path} is already used by another run ({marker} exists); "
+                f"cannot create submit directory {path}: {err.strerror} ({directory})"
+            ) from err
+        created.append(directory)
+    return created
+
+
+def _claim_submit_dir(path: Path) -> _Claim:
+    """Make ``path`` this run's submit directory, atomically, or refuse.
+
+    The check and the claim are one step: the claim marker is created with ``O_CREAT | O_EXCL``,
+    so of two processes claiming one directory at once exactly one succeeds.  A directory that
+    exists must be empty (a run's directory, or anything else the operator keeps there, is never
+    written into).
+    """
+    if path.exists() and not path.is_dir():
+        raise SubmitDirError(f"submitPath {path} exists and is not a directory")
+    created = _make_dirs(path)
+    if path not in created:
+        entries = sorted(p.name for p in path.iterdir())
+        used = [
+            name
+            for name in (CLAIM_FILENAME, RUN_FILENAME, "workflow.json", CONFIG_FILENAME)
+            if name in entries
+        ]
+        if used:
+            raise SubmitDirError(
+                f"submit directory {path} is already used by another run ({used[0]} exists); "
                 "change outputRun or submitPath"
             )
-    path.mkdir(parents=True, exist_ok=True)
+        if entries:
+            shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+            raise SubmitDirError(
+                f"submitPath {path} is not empty and holds no bps run ({shown}); "
+                "give a new or empty directory"
+            )
+    claim = _Claim(path, created)
+    try:
+        fd = os.open(path / CLAIM_FILENAME, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        claim.created = [d for d in created if d != path]  # the winner owns the directory now
+        claim.release_parents_only()
+        raise SubmitDirError(
+            f"submit directory {path} is already used by another run ({CLAIM_FILENAME} exists); "
+            "change outputRun or submitPath"
+        ) from None
+    with os.fdopen(fd, "w", encoding="utf-8") as stream:
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        stream.write(f"claimed by pid {os.getpid()} on {socket.gethostname()} at {stamp}\n")
+    return claim
 
 
 def prepare(config: BpsConfig, *, progress: bool = False) -> PreparedRun:
-    """Build the graph and workflow and let the plugin render it; nothing runs yet."""
+    """Build the graph and workflow and let the plugin render it; nothing runs yet.
+
+    The submit directory is claimed first; if anything later fails (a refused config, an empty
+    graph, a plugin that rejects the site, Ctrl-C), what this call created is removed again, so
+    the corrected retry can use the same directory.
+    """
+    service_class = load_wms_service_class(config.wms_service_class)  # fail before the slow part
+    submit_dir = config.submit_path
+    claim = _claim_submit_dir(submit_dir)
+    try:
+        return _prepare_claimed(config, service_class, submit_dir, progress)
+    except BaseException:
+        claim.release()
+        raise
+
+
+def _prepare_claimed(
+    config: BpsConfig, service_class: type[BaseWmsService], submit_dir: Path, progress: bool
+) -> PreparedRun:
     from ._graph import make_graph
     from .workflow._build import build_workflow
     from .workflow._io import WORKFLOW_FILENAME, write_workflow
 
-    service_class = load_wms_service_class(config.wms_service_class)  # fail before the slow part
-    submit_dir = config.submit_path
-    _claim_submit_dir(submit_dir)
     _write_config(config, submit_dir / CONFIG_FILENAME)
     graph_path = submit_dir / f"{config.uniq_proc_name}.qgraph"
     timings: dict[str, float] = {}
