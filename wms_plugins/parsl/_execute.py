@@ -24,6 +24,8 @@ from pathlib import Path
 CANCELLED = threading.Event()
 _RUNNING: set[subprocess.Popen[bytes]] = set()
 _RUNNING_LOCK = threading.Lock()
+#: Runs the command and journals its launch and end (see ``_job_wrapper``); run as a script.
+_WRAPPER = str(Path(__file__).with_name("_job_wrapper.py"))
 #: Exit code recorded when the program cannot be started at all (as a shell would report it).
 EXIT_NOT_FOUND = 127
 
@@ -38,7 +40,9 @@ class JobSpec:
     stdout: str
     stderr: str
     events: str
-    """File the worker appends a line to when an attempt starts (how the submit side sees RUNNING)."""
+    """The run's journal: the worker appends ``start`` when an attempt starts (how the submit side
+    sees RUNNING); the job wrapper appends ``launch`` and ``end`` (how a restart or report after a
+    killed ``bps`` learns what finished)."""
     number_of_retries: int
     retry_unless_exit: tuple[int, ...] = ()
     """Exit codes after which no retry is made (``retryUnlessExit``)."""
@@ -118,7 +122,7 @@ def run_job(job: JobSpec, inputs: Sequence[object] = ()) -> int:
             raise JobExitError(job.name, EXIT_NOT_FOUND)
         try:
             proc = subprocess.Popen(
-                [program, *job.argv[1:]],
+                [sys.executable, _WRAPPER, job.events, job.name, program, *job.argv[1:]],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,

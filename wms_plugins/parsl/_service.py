@@ -8,6 +8,7 @@ directory's absolute path; everything ``report``, ``cancel`` and ``restart`` nee
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass, field
@@ -31,9 +32,11 @@ from bps.wms import (
 )
 from bps.workflow import WORKFLOW_FILENAME, WorkflowGraph, read_workflow
 
+from ._journal import apply_journal, read_journal, stop_orphans
 from ._layout import ParslLayout
 from ._site import ParslSiteSettings, site_settings
 
+_LOG = logging.getLogger(__name__)
 WMS_NAME = "parsl"
 _SITE_FORMAT = "skybatch.parsl.site"
 _SITE_MAJOR = 1
@@ -84,6 +87,13 @@ class ParslService(BaseWmsService):
         layout = self._layout(run_id)
         state = read_state(layout.state_file)
         self._refuse_if_running(state)
+        # A killed bps leaves its jobs running in their own sessions: stop those orphans first (so
+        # nothing runs twice at once), then take every completion they journaled as final.
+        stopped = stop_orphans(read_journal(layout.events_file))
+        if stopped:
+            _LOG.warning("stopped %d orphaned job(s) before restarting: %s", len(stopped), ", ".join(stopped))
+        apply_journal(state, read_journal(layout.events_file), for_report=False)
+        write_state(layout.state_file, state)
         workflow = read_workflow(layout.submit_dir / WORKFLOW_FILENAME)
         settings = ParslSiteSettings.from_json(
             read_versioned_json(layout.site_file, _SITE_FORMAT, _SITE_MAJOR)
@@ -125,11 +135,15 @@ class ParslService(BaseWmsService):
         overall, message = state.state, state.message
         if state.state not in TERMINAL_STATES and state.pid is not None:
             if state.host == socket.gethostname() and not _pid_alive(state.pid):
+                apply_journal(state, read_journal(layout.events_file), for_report=True)
                 overall = JobState.FAILED
                 message = (
                     f"the process running this workflow (pid {state.pid}) is gone; "
                     "`bps restart` runs what is left"
                 )
+                orphans = sum(1 for s in state.jobs.values() if s.message.startswith("orphaned"))
+                if orphans:
+                    message += f" (after stopping {orphans} orphaned job(s) still running)"
         jobs = tuple(
             JobReport(
                 name=name,
