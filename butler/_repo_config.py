@@ -86,15 +86,24 @@ class RepoConfig:
     def read(cls, repo: Path) -> RepoConfig:
         path = repo / CONFIG_NAME
         try:
-            text = path.read_text()
+            raw = path.read_bytes()
         except FileNotFoundError:
             raise RepositoryError(f"no butler repository at {repo} ({CONFIG_NAME} not found)") from None
         except OSError as err:
             raise RepositoryError(f"cannot read {path}: {err.strerror}") from err
         try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise RepositoryError(
+                f"{path} is not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})"
+            ) from None
+        try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as err:
-            raise RepositoryError(f"{path} is not valid YAML: {err}") from err
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(err, "problem", None) or type(err).__name__
+            raise RepositoryError(f"{path} is not valid YAML{where}: {problem}") from None
         return cls.from_dict(data, str(path))
 
     def write(self, repo: Path) -> None:

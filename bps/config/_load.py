@@ -317,6 +317,8 @@ class _Converter:
         p = p.resolve()
         if must_exist and not p.exists():
             raise self._error(path, f"no such file or directory: {p}")
+        if must_exist and path in (("qgraphFile",), ("pipelineYaml",)) and not p.is_file():
+            raise self._error(path, f"{p} is not a regular file (a directory?)")
         return p
 
     def collections(self, path: KeyPath, *, required: bool) -> tuple[str, ...]:

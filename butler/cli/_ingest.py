@@ -7,6 +7,7 @@ header row.  Reading it lives here (it is command-line input); the work is ``But
 from __future__ import annotations
 
 import csv
+import io
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,17 @@ def read_file_table(
 ) -> tuple[list[str], list[tuple[Path, list[str]]]]:
     """(dimension names, [(absolute file path, values)]) from a CSV with a header row."""
     base = prefix if prefix is not None else table.parent
-    with open(table, newline="") as stream:
-        rows = [r for r in csv.reader(stream)]
+    try:
+        raw = table.read_bytes()
+    except IsADirectoryError:
+        raise click.ClickException(f"{table} is a directory, not a CSV table") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        where = f"line {line}: not valid UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start})"
+        raise click.ClickException(f"{table}, {where}") from None
+    rows = list(csv.reader(io.StringIO(text, newline="")))
     numbered = [(n, [c.strip() for c in r]) for n, r in enumerate(rows, start=1) if any(c.strip() for c in r)]
     if not numbered:
         raise click.ClickException(f"{table} is empty; expected a header row (path, dimension names...)")

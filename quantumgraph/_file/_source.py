@@ -9,7 +9,10 @@ makes the S3 source a small class rather than a second reader.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Protocol, runtime_checkable
+
+from .._exceptions import GraphFileError
 
 
 @runtime_checkable
@@ -47,7 +50,10 @@ class FileByteSource:
         self._name = os.fspath(path)
         self._fd = os.open(self._name, os.O_RDONLY | getattr(os, "O_BINARY", 0))
         try:
-            self._size = os.fstat(self._fd).st_size
+            info = os.fstat(self._fd)
+            if stat.S_ISDIR(info.st_mode):
+                raise GraphFileError(self._name, "header", "is a directory, not a QuantumGraph file")
+            self._size = info.st_size
         except BaseException:
             os.close(self._fd)
             raise
