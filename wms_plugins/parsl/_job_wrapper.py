@@ -26,6 +26,9 @@ import sys
 from types import FrameType
 from typing import Any
 
+#: Exit code when the command cannot be started at all (as a shell reports "not found").
+EXIT_NOT_STARTED = 127
+
 
 def append_event(path: str, record: dict[str, Any]) -> None:
     """Append one JSON line and fsync it: the line survives a crash of this machine too."""
@@ -47,7 +50,12 @@ def _record(events: str, job: str, event: str, **extra: Any) -> None:
 def main(argv: list[str]) -> int:
     events, job, *command = argv
     _record(events, job, "launch")
-    child = subprocess.Popen(command)
+    try:
+        child = subprocess.Popen(command)
+    except OSError as err:
+        print(f"# skybatch: cannot start {command[0]}: {err}", file=sys.stderr)
+        _record(events, job, "end", exit_code=EXIT_NOT_STARTED)
+        return EXIT_NOT_STARTED
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         child.send_signal(signum)
