@@ -7,6 +7,7 @@ reach the claim together); refused configs go through the real ``bps`` command l
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.synchronize
 import os
 import shutil
 import subprocess
@@ -55,8 +56,10 @@ def _race(config_path: str, run: str, barrier: multiprocessing.synchronize.Barri
     os._exit(0)
 
 
-def test_concurrent_prepares_claim_one_submit_directory_exactly_once(demo: Path, work: Path) -> None:
-    os.chdir(work)
+def test_concurrent_prepares_claim_one_submit_directory_exactly_once(
+    demo: Path, work: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(work)
     ctx = multiprocessing.get_context("fork")
     config = str(demo / "configs" / "quickstart.yaml")
     for round_ in range(ROUNDS):
