@@ -36,6 +36,7 @@ from butler import (
     DimensionUniverse,
     MissingCollectionError,
     MissingDatasetTypeError,
+    StoredFileInfo,
 )
 
 from ._exceptions import GraphBuildError
@@ -135,85 +136,22 @@ def build_quantum_graph(
 
     Raises GraphBuildError when the result would be empty or the collections are unusable, and
     the butler's own errors (MissingDatasetTypeError, QuerySyntaxError, ...) for bad input.
+    The phases are the steps of the module docstring, one function each.
     """
-    registry = butler.registry
     universe = butler.universe
     pgraph = PipelineGraph.build(pipeline, universe)
-    if not input_collections:
-        raise GraphBuildError("no input collections given (-i/--input, or inCollection in a submit YAML)")
-    try:
-        registry.resolve_collections(list(input_collections))
-    except MissingCollectionError as exc:
-        raise GraphBuildError(f"input collections: {exc}") from exc
-    _check_output_collections(butler, output_run, output)
-
-    # Dataset types: the registry's definitions win for overall inputs; the rest must agree.
-    dataset_types = dict(pgraph.dataset_types)
-    for name in pgraph.overall_inputs:
-        try:
-            registered = registry.get_dataset_type(name)
-        except MissingDatasetTypeError as exc:
-            consumers = ", ".join(pgraph.consumers[name])
-            raise MissingDatasetTypeError(
-                f"input dataset type {name!r} (needed by {consumers}) is not registered in {butler.root}"
-            ) from exc
-        registered.check_compatible(dataset_types[name])
-    for name, dt in dataset_types.items():
-        if name in pgraph.overall_inputs:
-            continue
-        try:
-            registered = registry.get_dataset_type(name)
-        except MissingDatasetTypeError:
-            continue
-        registered.check_compatible(dt)
-
-    # Overall inputs, with the data query where it applies.
-    referenced: set[str] = set()
-    if where and where.strip():
-        from butler.query import parse, referenced_dimensions
-
-        node = parse(where)
-        if node is not None:
-            referenced = referenced_dimensions(node)
-            for dim in referenced:
-                universe[dim]  # unknown dimension names fail here with the list of known ones
-    available: dict[str, dict[DataCoordinate, DatasetRef]] = {}
-    applied = False
-    for name in pgraph.overall_inputs:
-        dt = dataset_types[name]
-        use_where = bool(referenced) and _query_where_for(dt, referenced, universe)
-        applied = applied or use_where
-        refs = registry.query_datasets(
-            dt.name, list(input_collections), where=where if use_where else None, find_first=True
-        )
-        available[name] = {ref.data_id: ref for ref in refs}
-    if referenced and not applied:
-        raise GraphBuildError(
-            f"the data query {where!r} names {', '.join(sorted(referenced))}, which no input dataset type "
-            f"({', '.join(pgraph.overall_inputs)}) has or implies"
-        )
-
+    _check_collections(butler, input_collections, output_run, output)
+    dataset_types = _resolve_dataset_types(butler, pgraph)
+    available = _query_inputs(butler, pgraph, dataset_types, input_collections, where)
     ids = IdFactory()
-    projector = _Projector(butler, universe)
-    quanta: list[Quantum] = []
-    counts: dict[str, int] = {}
-    for label in pgraph.task_order:
-        task_quanta = _plan_task(
-            label, pipeline, pgraph, dataset_types, available, projector, ids, output_run
-        )
-        counts[label] = len(task_quanta)
-        quanta.extend(task_quanta)
+    quanta, counts = _form_quanta(butler, pipeline, pgraph, dataset_types, available, ids, output_run)
     if not quanta:
         inputs = ", ".join(f"{n} ({len(available[n])} found)" for n in pgraph.overall_inputs)
         raise GraphBuildError(
             f"the graph is empty: no quanta for any task. Inputs searched in "
             f"{', '.join(input_collections)}: {inputs}" + (f"; data query: {where}" if where else "")
         )
-    used_inputs = {ref.id for q in quanta for ref in q.input_refs()}
-    overall_ids = [
-        ref.id for name in pgraph.overall_inputs for ref in available[name].values() if ref.id in used_inputs
-    ]
-    records = butler.get_records(overall_ids)
+    records = _input_records(butler, pgraph, available, quanta)
     init_outputs = {
         label: [
             DatasetRef(uuid.uuid4(), dataset_types[f"{label}_config"], DataCoordinate((), ()), output_run)
@@ -237,6 +175,119 @@ def build_quantum_graph(
         id_prefix=ids.prefix,
     )
     return QuantumGraph(header, quanta, records)
+
+
+def _check_collections(
+    butler: Butler, input_collections: Sequence[str], output_run: str, output: str | None
+) -> None:
+    """The input collections exist; the output run is new and the output (if any) a chain."""
+    if not input_collections:
+        raise GraphBuildError("no input collections given (-i/--input, or inCollection in a submit YAML)")
+    try:
+        butler.registry.resolve_collections(list(input_collections))
+    except MissingCollectionError as exc:
+        raise GraphBuildError(f"input collections: {exc}") from exc
+    _check_output_collections(butler, output_run, output)
+
+
+def _resolve_dataset_types(butler: Butler, pgraph: PipelineGraph) -> dict[str, DatasetType]:
+    """The graph's dataset types: the registry's definitions win for overall inputs (which must
+    be registered); every other one must agree with the registry if registered there."""
+    registry = butler.registry
+    dataset_types = dict(pgraph.dataset_types)
+    for name in pgraph.overall_inputs:
+        try:
+            registered = registry.get_dataset_type(name)
+        except MissingDatasetTypeError as exc:
+            consumers = ", ".join(pgraph.consumers[name])
+            raise MissingDatasetTypeError(
+                f"input dataset type {name!r} (needed by {consumers}) is not registered in {butler.root}"
+            ) from exc
+        registered.check_compatible(dataset_types[name])
+    for name, dt in dataset_types.items():
+        if name in pgraph.overall_inputs:
+            continue
+        try:
+            registered = registry.get_dataset_type(name)
+        except MissingDatasetTypeError:
+            continue
+        registered.check_compatible(dt)
+    return dataset_types
+
+
+def _query_inputs(
+    butler: Butler,
+    pgraph: PipelineGraph,
+    dataset_types: dict[str, DatasetType],
+    input_collections: Sequence[str],
+    where: str | None,
+) -> dict[str, dict[DataCoordinate, DatasetRef]]:
+    """Each overall input type's datasets (find-first in the input collections), by data ID,
+    with the data query applied to every type whose dimensions can express it."""
+    universe = butler.universe
+    referenced: set[str] = set()
+    if where and where.strip():
+        from butler.query import parse, referenced_dimensions
+
+        node = parse(where)
+        if node is not None:
+            referenced = referenced_dimensions(node)
+            for dim in referenced:
+                universe[dim]  # unknown dimension names fail here with the list of known ones
+    available: dict[str, dict[DataCoordinate, DatasetRef]] = {}
+    applied = False
+    for name in pgraph.overall_inputs:
+        dt = dataset_types[name]
+        use_where = bool(referenced) and _query_where_for(dt, referenced, universe)
+        applied = applied or use_where
+        refs = butler.registry.query_datasets(
+            dt.name, list(input_collections), where=where if use_where else None, find_first=True
+        )
+        available[name] = {ref.data_id: ref for ref in refs}
+    if referenced and not applied:
+        raise GraphBuildError(
+            f"the data query {where!r} names {', '.join(sorted(referenced))}, which no input dataset type "
+            f"({', '.join(pgraph.overall_inputs)}) has or implies"
+        )
+    return available
+
+
+def _form_quanta(
+    butler: Butler,
+    pipeline: Pipeline,
+    pgraph: PipelineGraph,
+    dataset_types: dict[str, DatasetType],
+    available: dict[str, dict[DataCoordinate, DatasetRef]],
+    ids: IdFactory,
+    output_run: str,
+) -> tuple[list[Quantum], dict[str, int]]:
+    """Every task's quanta, in task (dependency) order, with IDs from ``ids`` for quanta and
+    predicted outputs; returns them and the count per task.  ``available`` gains the outputs."""
+    projector = _Projector(butler, butler.universe)
+    quanta: list[Quantum] = []
+    counts: dict[str, int] = {}
+    for label in pgraph.task_order:
+        task_quanta = _plan_task(
+            label, pipeline, pgraph, dataset_types, available, projector, ids, output_run
+        )
+        counts[label] = len(task_quanta)
+        quanta.extend(task_quanta)
+    return quanta, counts
+
+
+def _input_records(
+    butler: Butler,
+    pgraph: PipelineGraph,
+    available: dict[str, dict[DataCoordinate, DatasetRef]],
+    quanta: list[Quantum],
+) -> dict[uuid.UUID, StoredFileInfo]:
+    """Datastore records of the overall inputs some quantum reads, so batch jobs never need
+    the registry to find them."""
+    used_inputs = {ref.id for q in quanta for ref in q.input_refs()}
+    overall_ids = [
+        ref.id for name in pgraph.overall_inputs for ref in available[name].values() if ref.id in used_inputs
+    ]
+    return butler.get_records(overall_ids)
 
 
 def _check_output_collections(butler: Butler, output_run: str, output: str | None) -> None:
