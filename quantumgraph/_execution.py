@@ -2,14 +2,20 @@
 
 Everything here works through a *limited butler* (``get``/``put``/``exists`` on references),
 so the same code runs inside a batch job, where only the graph file and the datastore are
-available, and under ``pipetask run`` on a laptop.
+available, and under ``pipetask run`` on a laptop.  :func:`execute_quanta` is the one loop both
+use: a batch job (``pipetask run-qbb``) runs its quanta in this process, ``pipetask run`` hands
+them to a pool of forked workers; which quanta run, and which are skipped because an input's
+producer failed, is decided here for both.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from butler import DatastoreError
@@ -20,6 +26,8 @@ from ._pipeline import import_task_class
 from ._task import PipelineTask
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor, Future
+
     from butler import DatasetRef, LimitedButler
 
 _log = logging.getLogger(__name__)
@@ -100,3 +108,114 @@ def write_init_outputs(
                 butler.put(dict(tasks[label].config), ref)
                 written += 1
     return written
+
+
+def try_execute_quantum(task: PipelineTask, quantum: Quantum, butler: LimitedButler) -> str | None:
+    """:func:`execute_quantum`, with a failure turned into its one-line error (None if it ran).
+
+    Any exception counts: a task's bug must fail its quantum, never the whole run.  The
+    traceback goes to the debug log.
+    """
+    try:
+        execute_quantum(task, quantum, butler)
+    except Exception as exc:
+        _log.debug("quantum %s failed", quantum.id, exc_info=True)
+        return str(exc)
+    return None
+
+
+@dataclass(slots=True)
+class ExecutionOutcome:
+    """What happened to each quantum given to :func:`execute_quanta`, by position in that sequence."""
+
+    succeeded: list[int] = field(default_factory=list)
+    failed: dict[int, str] = field(default_factory=dict)
+    """Position -> one-line error."""
+    pruned: dict[int, str] = field(default_factory=dict)
+    """Position -> why it was not run: an input comes from a quantum that failed or was not run."""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.pruned
+
+
+def execute_quanta(
+    quanta: Sequence[Quantum],
+    run_one: Callable[[int], str | None],
+    *,
+    pool: Executor | None = None,
+    in_flight: int = 1,
+    on_done: Callable[[int, str | None], None] | None = None,
+) -> ExecutionOutcome:
+    """Run ``quanta`` (producers before consumers, as in a graph) through ``run_one``.
+
+    ``run_one(i)`` runs ``quanta[i]`` and returns None or its one-line error.  A quantum reading
+    an output of an *earlier* quantum of the sequence waits for it, and is not run (pruned, with
+    its consumers) if that one failed or was pruned; an input produced by nobody here must already
+    exist.  Without a ``pool`` everything runs here, in sequence order; with one, up to
+    ``in_flight`` quanta are queued on it at a time (``run_one`` must then be picklable).
+    ``on_done(i, error)`` is called, in this process, as each quantum that ran finishes.
+    """
+    outcome = ExecutionOutcome()
+    producer: dict[uuid.UUID, int] = {}
+    waiting_on: dict[int, set[int]] = {}
+    children: list[list[int]] = [[] for _ in quanta]
+    for i, quantum in enumerate(quanta):
+        parents = {producer[ref.id] for ref in quantum.input_refs() if ref.id in producer}
+        waiting_on[i] = parents
+        for p in parents:
+            children[p].append(i)
+        for ref in quantum.output_refs():
+            producer[ref.id] = i
+    ready = [i for i, parents in waiting_on.items() if not parents]  # already in index order: a heap
+
+    def prune_consumers(i: int) -> None:
+        stack = [(i, c) for c in children[i]]
+        while stack:
+            parent, c = stack.pop()
+            if c not in waiting_on:
+                continue
+            del waiting_on[c]
+            lost = next(ref for ref in quanta[c].input_refs() if producer.get(ref.id) == parent)
+            q = quanta[c]
+            outcome.pruned[c] = (
+                f"quantum {q.id} ({q.task_label} {{{q.data_id}}}) not run: its input "
+                f"{lost.dataset_type.name} {{{lost.data_id}}} comes from a quantum that failed in this job"
+            )
+            stack.extend((c, cc) for cc in children[c])
+
+    def finish(i: int, error: str | None) -> None:
+        if error is None:
+            outcome.succeeded.append(i)
+            for c in children[i]:
+                parents = waiting_on.get(c)
+                if parents is not None:
+                    parents.discard(i)
+                    if not parents:
+                        heapq.heappush(ready, c)
+        else:
+            outcome.failed[i] = error
+        if on_done is not None:
+            on_done(i, error)
+        if error is not None:
+            prune_consumers(i)
+
+    if pool is None:
+        while ready:
+            i = heapq.heappop(ready)
+            del waiting_on[i]
+            finish(i, run_one(i))
+        return outcome
+
+    from concurrent.futures import FIRST_COMPLETED, wait  # only pipetask run's pool needs it
+
+    running: dict[Future[str | None], int] = {}
+    while ready or running:
+        while ready and len(running) < max(in_flight, 1):
+            i = heapq.heappop(ready)
+            del waiting_on[i]
+            running[pool.submit(run_one, i)] = i
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for fut in done:
+            finish(running.pop(fut), fut.result())
+    return outcome

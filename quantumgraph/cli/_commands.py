@@ -174,13 +174,11 @@ def run_qbb(
     types: outputs of those types that a later quantum of this run reads are kept in memory for
     it and never written (see :mod:`quantumgraph._job_local`).
     """
-    from .._execution import TaskFactory, execute_quantum
+    from .._execution import TaskFactory, execute_quanta, try_execute_quantum
     from .._file import GraphReader
     from .._job_local import JobLocalButler, JobLocalStore, plan_job_local
     from .._qbb import make_limited_butler
 
-    errors: list[str] = []
-    done = 0
     with GraphReader(graph_path) as reader:
         header = reader.header
         unknown = [name for name in job_local if name not in header.dataset_types]
@@ -196,37 +194,24 @@ def run_qbb(
                 raise GraphBuildError(f"--qgraph-node-id must be a UUID: {exc}") from None
         else:
             ids = reader.quantum_ids()
-        store = None
-        if job_local:
-            quanta = [reader.read_quantum(qid) for qid in ids]  # planning needs every reader first
-            store = JobLocalStore(plan_job_local((q for q, _ in quanta), job_local))
-            read = iter(quanta)
-        else:
-            read = (reader.read_quantum(qid) for qid in ids)
-        tasks = TaskFactory(header.tasks)
-        # One butler for the whole job (universe, datastore and its caches built once); each
-        # quantum's input records are added to it as the quantum comes up.
-        qbb = make_limited_butler(Path(repo), header, {}, clobber_outputs=clobber_outputs)
-        butler: LimitedButler = qbb if store is None else JobLocalButler(qbb, store)
-        unavailable: set[uuid.UUID] = set()  # outputs of quanta of this run that failed or were skipped
-        for quantum, records in read:
-            lost = next((ref for ref in quantum.input_refs() if ref.id in unavailable), None)
-            if lost is not None:
-                unavailable.update(ref.id for ref in quantum.output_refs())
-                errors.append(
-                    f"quantum {quantum.id} ({quantum.task_label} {{{quantum.data_id}}}) not run: its "
-                    f"input {lost.dataset_type.name} {{{lost.data_id}}} comes from a quantum that failed "
-                    "in this job"
-                )
-                continue
-            qbb.add_records(records)
-            try:
-                execute_quantum(tasks.get(quantum.task_label), quantum, butler)
-                done += 1
-            except Exception as exc:
-                _log.debug("quantum %s failed", quantum.id, exc_info=True)
-                errors.append(str(exc))
-                unavailable.update(ref.id for ref in quantum.output_refs())
-        if store is not None:
-            _log.info("kept %d job-local dataset(s) in memory instead of the datastore", store.kept)
+        read = [reader.read_quantum(qid) for qid in ids]
+    quanta = [quantum for quantum, _ in read]
+    store = JobLocalStore(plan_job_local(quanta, job_local)) if job_local else None
+    tasks = TaskFactory(header.tasks)
+    # One butler for the whole job (universe, datastore and its caches built once); each
+    # quantum's input records are added to it as the quantum comes up.
+    qbb = make_limited_butler(Path(repo), header, {}, clobber_outputs=clobber_outputs)
+    butler: LimitedButler = qbb if store is None else JobLocalButler(qbb, store)
+
+    def run_one(i: int) -> str | None:
+        quantum, records = read[i]
+        qbb.add_records(records)
+        return try_execute_quantum(tasks.get(quantum.task_label), quantum, butler)
+
+    outcome = execute_quanta(quanta, run_one)
+    if store is not None:
+        _log.info("kept %d job-local dataset(s) in memory instead of the datastore", store.kept)
+    done = len(outcome.succeeded)
+    # Error lines in the order the quanta were given, as a job log reads best.
+    errors = [line for _, line in sorted({**outcome.failed, **outcome.pruned}.items())]
     return done, errors
