@@ -27,7 +27,36 @@ EncodedId = int | bytes
 #: quantum's data ID (``p >= 0``) or a position in the ref's own stored values (``~p``).
 Plan = tuple[int, ...]
 
-#: Keys of the optional sixth element of a quantum record: connections its task does not declare.
+# -- positions in the stored msgpack records (docs/qgraph-format.md); the writer, this codec and
+# the reader all index records through these names, so the layout is stated once.
+
+#: A quantum record: ``[task, id, data ID, inputs, outputs]`` plus, only when its task's declared
+#: connections do not cover it, ``{EXTRA_INPUTS: ..., EXTRA_OUTPUTS: ...}``.  Inputs and outputs
+#: hold one slot per declared connection (None when absent), each a list of ref records.
+Q_TASK = 0
+Q_ID = 1
+Q_DATA_ID = 2
+Q_INPUTS = 3
+Q_OUTPUTS = 4
+Q_EXTRA = 5
+
+#: A ref record: ``[id, data-ID values]`` then, only as far as needed, ``run``, ``dataset type``,
+#: ``datastore record`` (None standing for the default in a position before a present one).
+REF_ID = 0
+REF_DATA_ID = 1
+REF_RUN = 2
+REF_TYPE = 3
+REF_RECORD = 4
+
+#: A datastore record inside a ref: ``[path, formatter, file size]`` plus the storage class when
+#: it differs from the dataset type's or a checksum follows, then the checksum (format 1.1).
+RECORD_PATH = 0
+RECORD_FORMATTER = 1
+RECORD_SIZE = 2
+RECORD_STORAGE_CLASS = 3
+RECORD_CHECKSUM = 4
+
+#: Keys of the optional extra element of a quantum record: connections its task does not declare.
 EXTRA_INPUTS = "i"
 EXTRA_OUTPUTS = "o"
 
@@ -238,13 +267,13 @@ class QuantumEncoder:
 
     def _record(self, info: StoredFileInfo, dt: DatasetType) -> list[Any]:
         tables = self.tables
-        out: list[Any] = [info.path, tables.formatter_id(info.formatter), info.file_size]
+        out: list[Any] = [info.path, tables.formatter_id(info.formatter), info.file_size]  # RECORD_*
         if info.checksum is not None:
             # The checksum is a trailing element (format 1.1): the storage class before it is then
-            # always written, so a 1.0 reader still reads position 3 as a storage class.
+            # always written, so a 1.0 reader still reads RECORD_STORAGE_CLASS as a storage class.
             out += [tables.storage_class_id(info.storage_class), info.checksum]
         elif info.storage_class != dt.storage_class:
-            out.append(tables.storage_class_id(info.storage_class))
+            out.append(tables.storage_class_id(info.storage_class))  # RECORD_STORAGE_CLASS
         return out
 
     def ref(
@@ -272,7 +301,7 @@ class QuantumEncoder:
                 else:
                     dv.append(values[i])
         out_id = self._id(ref.id, owned)
-        out: list[Any] = [out_id, dv]
+        out: list[Any] = [out_id, dv]  # REF_ID, REF_DATA_ID; then REF_RUN, REF_TYPE, REF_RECORD
         run = None if ref.run == tables.output_run else tables.run_id(ref.run)
         dt_field = None if (dt is default_type or dt == default_type) else _dataset_type_field(tables, dt)
         info = self.records.get(ref.id)
@@ -346,14 +375,14 @@ class QuantumEncoder:
         )
         self.n_inputs += n_in
         self.n_outputs += n_out
-        rec: list[Any] = [t, qid, dv, ins, outs]
+        rec: list[Any] = [t, qid, dv, ins, outs]  # Q_TASK, Q_ID, Q_DATA_ID, Q_INPUTS, Q_OUTPUTS
         if extra_in or extra_out:
             extra: dict[str, Any] = {}
             if extra_in:
                 extra[EXTRA_INPUTS] = extra_in
             if extra_out:
                 extra[EXTRA_OUTPUTS] = extra_out
-            rec.append(extra)
+            rec.append(extra)  # Q_EXTRA
         return rec
 
 
@@ -389,7 +418,7 @@ class QuantumDecoder:
         # The hot loop of loading a graph: the common shape (prefixed ID, data ID equal to the
         # quantum's, defaults for the rest) takes the fewest branches.
         tables = self.tables
-        key = r[0]
+        key = r[REF_ID]
         if type(key) is int and 0 <= key <= COUNTER_MASK:
             rid = uuid_from_int(self.ids.base | key)
         else:
@@ -398,17 +427,17 @@ class QuantumDecoder:
         run = tables.output_run
         rec = None
         n = len(r)
-        if n > 2:
-            if r[2] is not None:
-                run = tables.runs[r[2]]
-            if n > 3:
-                if r[3] is not None:
-                    dt = self.dataset_type(r[3])
-                if n > 4:
-                    rec = r[4]
+        if n > REF_RUN:
+            if r[REF_RUN] is not None:
+                run = tables.runs[r[REF_RUN]]
+            if n > REF_TYPE:
+                if r[REF_TYPE] is not None:
+                    dt = self.dataset_type(r[REF_TYPE])
+                if n > REF_RECORD:
+                    rec = r[REF_RECORD]
         if dt is None:
             raise ValueError("ref of an undeclared connection lacks its dataset type")
-        dv = r[1]
+        dv = r[REF_DATA_ID]
         dims = dt.dimensions
         if type(dv) is dict:
             data_id = DataCoordinate(tuple(dv), tuple(dv.values()))
@@ -420,9 +449,21 @@ class QuantumDecoder:
                 dims, tuple(cv[p] if p >= 0 else dv[~p] for p in tables.plan(context.dimensions, dims))
             )
         if rec is not None and records is not None:
-            sc = tables.storage_classes[rec[3]] if len(rec) > 3 else dt.storage_class
-            checksum = rec[4] if len(rec) > 4 else None
-            records[rid] = StoredFileInfo(rid, rec[0], tables.formatters[rec[1]], sc, rec[2], checksum)
+            n_rec = len(rec)
+            sc = (
+                tables.storage_classes[rec[RECORD_STORAGE_CLASS]]
+                if n_rec > RECORD_STORAGE_CLASS
+                else dt.storage_class
+            )
+            checksum = rec[RECORD_CHECKSUM] if n_rec > RECORD_CHECKSUM else None
+            records[rid] = StoredFileInfo(
+                rid,
+                rec[RECORD_PATH],
+                tables.formatters[rec[RECORD_FORMATTER]],
+                sc,
+                rec[RECORD_SIZE],
+                checksum,
+            )
         return DatasetRef(rid, dt, data_id, run)
 
     def _connections(
@@ -446,26 +487,28 @@ class QuantumDecoder:
         self, rec: list[Any], with_records: bool = True
     ) -> tuple[Quantum, dict[uuid.UUID, StoredFileInfo]]:
         tables = self.tables
-        t = rec[0]
+        t = rec[Q_TASK]
         task = tables.tasks[t]
-        dv = rec[2]
+        dv = rec[Q_DATA_ID]
         if type(dv) is dict:
             data_id = DataCoordinate(tuple(dv), tuple(dv.values()))
         else:
             data_id = DataCoordinate(tables.task_dims[t], tuple(dv))
         records: dict[uuid.UUID, StoredFileInfo] = {}
         sink = records if with_records else None
-        inputs = self._connections(rec[3], tables.task_inputs[t], tables.task_input_types[t], data_id, sink)
-        outputs = self._connections(
-            rec[4], tables.task_outputs[t], tables.task_output_types[t], data_id, sink
+        inputs = self._connections(
+            rec[Q_INPUTS], tables.task_inputs[t], tables.task_input_types[t], data_id, sink
         )
-        if len(rec) > 5:
-            extra = rec[5]
+        outputs = self._connections(
+            rec[Q_OUTPUTS], tables.task_outputs[t], tables.task_output_types[t], data_id, sink
+        )
+        if len(rec) > Q_EXTRA:
+            extra = rec[Q_EXTRA]
             for name, refs in extra.get(EXTRA_INPUTS, {}).items():
                 inputs[name] = [self.ref(r, None, data_id, sink) for r in refs]
             for name, refs in extra.get(EXTRA_OUTPUTS, {}).items():
                 outputs[name] = [self.ref(r, None, data_id, sink) for r in refs]
-        return Quantum(self.ids.decode(rec[1]), task.label, data_id, inputs, outputs), records
+        return Quantum(self.ids.decode(rec[Q_ID]), task.label, data_id, inputs, outputs), records
 
 
 # -- header -------------------------------------------------------------------------------------

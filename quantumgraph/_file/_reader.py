@@ -28,6 +28,13 @@ from .._model import FORMAT_MAJOR, GraphHeader, Quantum, QuantumGraph
 from ._codec import (
     EXTRA_INPUTS,
     EXTRA_OUTPUTS,
+    Q_DATA_ID,
+    Q_EXTRA,
+    Q_ID,
+    Q_INPUTS,
+    Q_OUTPUTS,
+    Q_TASK,
+    REF_ID,
     EncodedId,
     IdCodec,
     QuantumDecoder,
@@ -336,7 +343,7 @@ class GraphReader:
             raise QuantumNotFoundError(f"quantum {quantum_id} is not in {self.name}")
         records = self._block(b)
         if self._cached_positions is None:
-            self._cached_positions = {rec[1]: i for i, rec in enumerate(records)}
+            self._cached_positions = {rec[Q_ID]: i for i, rec in enumerate(records)}
         i = self._cached_positions.get(self.ids.encode(quantum_id))
         if i is None:
             raise QuantumNotFoundError(f"quantum {quantum_id} is not in {self.name}")
@@ -428,13 +435,13 @@ class GraphReader:
             out: list[tuple[uuid.UUID, str, DataCoordinate]] = []
             try:
                 for rec in block:
-                    t = rec[0]
-                    dv = rec[2]
+                    t = rec[Q_TASK]
+                    dv = rec[Q_DATA_ID]
                     if type(dv) is dict:
                         data_id = DataCoordinate(tuple(dv), tuple(dv.values()))
                     else:
                         data_id = DataCoordinate(dims[t], tuple(dv))
-                    out.append((decode(rec[1]), labels[t], data_id))
+                    out.append((decode(rec[Q_ID]), labels[t], data_id))
             except (KeyError, IndexError, TypeError, ValueError, AttributeError) as err:
                 raise self._error(f"block {b}", f"malformed quantum: {type(err).__name__}: {err}") from err
             yield from out
@@ -480,19 +487,19 @@ class GraphReader:
         for b in range(len(self._block_offset)):
             try:
                 for rec in self._block(b):
-                    qid = rec[1]
-                    for refs in rec[4]:
+                    qid = rec[Q_ID]
+                    for refs in rec[Q_OUTPUTS]:
                         if refs:
                             for r in refs:
-                                producer[r[0]] = qid
-                    keys = [r[0] for refs in rec[3] if refs for r in refs]
-                    if len(rec) > 5:
-                        extra = rec[5]
+                                producer[r[REF_ID]] = qid
+                    keys = [r[REF_ID] for refs in rec[Q_INPUTS] if refs for r in refs]
+                    if len(rec) > Q_EXTRA:
+                        extra = rec[Q_EXTRA]
                         for refs in extra.get(EXTRA_OUTPUTS, {}).values():
                             for r in refs:
-                                producer[r[0]] = qid
+                                producer[r[REF_ID]] = qid
                         for refs in extra.get(EXTRA_INPUTS, {}).values():
-                            keys.extend(r[0] for r in refs)
+                            keys.extend(r[REF_ID] for r in refs)
                     consumers.append((qid, keys))
             except (KeyError, IndexError, TypeError, AttributeError) as err:
                 raise self._error(f"block {b}", f"malformed quantum: {type(err).__name__}: {err}") from err

@@ -28,7 +28,7 @@ from butler import DimensionUniverse, StoredFileInfo
 
 from .._exceptions import GraphFileError
 from .._model import FORMAT_MAJOR, FORMAT_MINOR, GraphHeader, Quantum, QuantumGraph
-from ._codec import IdCodec, QuantumEncoder, Tables, encode_header
+from ._codec import Q_ID, Q_TASK, IdCodec, QuantumEncoder, Tables, encode_header
 from ._layout import (
     COMPRESSION_LEVEL,
     DEFAULT_BLOCK_QUANTA,
@@ -232,9 +232,9 @@ class _Writer:
             raise GraphFileError(
                 self.name, f"block {len(self.block_offset)}", f"cannot write quantum {q.id}: {err}"
             ) from err
-        t = rec[0]
+        t = rec[Q_TASK]
         self.task_counts[t] += 1
-        qid = rec[1]
+        qid = rec[Q_ID]
         self.quantum_task.append(t)
         if type(qid) is int:
             self.quantum_delta.append(qid - self._last_counter)
