@@ -6,6 +6,7 @@ value of 2**63 or more reached the driver and ended in an OverflowError tracebac
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,11 +21,11 @@ TOO_BIG = (2**63, 2**70, -(2**63) - 1)
 
 
 @pytest.fixture
-def butler(tmp_path: Path, db_url: str) -> Butler:
-    b = Butler.create(tmp_path / "repo", db_url=db_url)
-    b.registry.insert_dimension_data(dimension_data())
-    b.register_dataset_type("raw", ("exposure", "detector"), "StructuredDataDict")
-    return b
+def butler(tmp_path: Path, db_url: str) -> Iterator[Butler]:
+    with Butler.create(tmp_path / "repo", db_url=db_url) as b:
+        b.registry.insert_dimension_data(dimension_data())
+        b.register_dataset_type("raw", ("exposure", "detector"), "StructuredDataDict")
+        yield b
 
 
 @pytest.mark.parametrize("value", TOO_BIG)

@@ -124,7 +124,9 @@ def test_concurrent_merges_into_one_chain(
         )
         for g in graphs
     ]
-    outcomes = [(p.wait(240), p.stderr.read() if p.stderr else "") for p in procs]
+    # communicate() reads both pipes to the end and closes them (wait() then read() leaks them).
+    errors = [p.communicate(timeout=240)[1] for p in procs]
+    outcomes = [(p.returncode, err) for p, err in zip(procs, errors, strict=True)]
     assert [(code, err) for code, err in outcomes if code != 0] == []
     from butler import Butler
 

@@ -71,7 +71,8 @@ def test_concurrent_pipetask_runs_with_different_configs_never_mix(tmp_path: Pat
             text=True,
         )
     for p in procs.values():
-        assert p.wait(300) == 0, p.stderr.read() if p.stderr else ""
+        _, err = p.communicate(timeout=300)  # reads and closes both pipes
+        assert p.returncode == 0, err
     with Butler(repo) as butler:
         runs = [r for r in butler.registry.get_chain("u/x") if r.startswith("u/x/")]
         assert len(runs) == 2
