@@ -15,14 +15,12 @@ from typing import TYPE_CHECKING
 from .config._model import BpsConfig
 
 if TYPE_CHECKING:
-    from quantumgraph import QuantumGraph
-
-    from .workflow._build import GraphSource
+    from quantumgraph import GraphSummary
 
 _LOG = logging.getLogger(__name__)
 
 
-def make_graph(config: BpsConfig, dest: Path) -> QuantumGraph | GraphSource:
+def make_graph(config: BpsConfig, dest: Path) -> GraphSummary:
     """Write the run's graph to ``dest``; return it in memory (built) or as a reader (copied)."""
     if config.qgraph_file is not None:
         from quantumgraph import GraphReader

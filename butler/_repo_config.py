@@ -74,7 +74,7 @@ class RepoConfig:
         if template is not None:
             # Checked here, at load, so an ambiguous or malformed template stops the repository
             # from opening at all rather than failing (or colliding) at the first write.
-            from .datastore._template import FileTemplate
+            from .datastore._file_template import FileTemplate
 
             try:
                 FileTemplate(template)

@@ -17,7 +17,7 @@ from ._exceptions import (
     QuantumGraphError,
     QuantumNotFoundError,
 )
-from ._model import ConnectionInfo, GraphHeader, Quantum, QuantumGraph, TaskInfo
+from ._model import ConnectionInfo, GraphHeader, GraphSummary, Quantum, QuantumGraph, TaskInfo
 from ._task import Input, Output, PipelineTask
 
 if TYPE_CHECKING:
@@ -42,6 +42,7 @@ __all__ = [
     "GraphBuildError",
     "GraphFileError",
     "GraphHeader",
+    "GraphSummary",
     "GraphReader",
     "Input",
     "MergeResult",

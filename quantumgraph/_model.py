@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from butler import DataCoordinate, DatasetRef, DatasetType, StoredFileInfo
 
@@ -112,8 +112,33 @@ class QuantumGraph:
             deps[q.id] = {producers[r.id] for r in q.input_refs() if r.id in producers}
         return deps
 
+    def iter_quantum_summaries(self) -> Iterator[tuple[uuid.UUID, str, DataCoordinate]]:
+        """(ID, task label, data ID) of every quantum in graph order (see :class:`GraphSummary`)."""
+        return ((q.id, q.task_label, q.data_id) for q in self.quanta)
+
     def quanta_by_task(self) -> dict[str, list[Quantum]]:
         out: dict[str, list[Quantum]] = {label: [] for label in self.header.tasks}
         for q in self.quanta:
             out[q.task_label].append(q)
         return out
+
+
+@runtime_checkable
+class GraphSummary(Protocol):
+    """The one way to read a graph's shape without its references: for planning workflows.
+
+    Both the in-memory :class:`QuantumGraph` and the file's ``GraphReader`` implement it, so a
+    caller (bps turning a graph into jobs) reads either the same way; the reader answers from the
+    file's raw block records without building a single ``DatasetRef``.
+    """
+
+    @property
+    def header(self) -> GraphHeader: ...
+
+    def iter_quantum_summaries(self) -> Iterator[tuple[uuid.UUID, str, DataCoordinate]]:
+        """(ID, task label, data ID) of every quantum, in a dependency-respecting order."""
+        ...
+
+    def dependencies(self) -> dict[uuid.UUID, set[uuid.UUID]]:
+        """Quantum ID -> IDs of the quanta whose outputs it reads, for every quantum."""
+        ...

@@ -33,7 +33,7 @@ from ._model import (
     SiteConfig,
     TaskResources,
 )
-from ._template import Resolver
+from ._placeholders import PlaceholderResolver
 
 #: Keys allowed at the top level, under ``pipetask.<label>``, ``finalJob`` and ``cluster.<name>``.
 RESOURCE_KEYS = frozenset(
@@ -135,11 +135,11 @@ def load_bps_config(
     tree = load_tree(path, overrides, env)
     _check_shape(tree)
     timestamp = format_timestamp(now or datetime.datetime.now(datetime.UTC))
-    builtins: dict[str, Callable[[Resolver], str]] = {
+    builtins: dict[str, Callable[[PlaceholderResolver], str]] = {
         "timestamp": lambda _r: timestamp,
         "uniqProcName": lambda r: _uniq_proc_name(r.resolved(("payload", "outputRun")) or ""),
     }
-    resolver = Resolver(tree, env, builtins)
+    resolver = PlaceholderResolver(tree, env, builtins)
     return _Converter(tree, resolver, path.resolve(), timestamp).convert()
 
 
@@ -205,7 +205,9 @@ def _kind(value: Any) -> str:
 class _Converter:
     """Reads typed values out of the resolved tree; every error names the key path and its file."""
 
-    def __init__(self, tree: MergedTree, resolver: Resolver, submit_yaml: Path, timestamp: str) -> None:
+    def __init__(
+        self, tree: MergedTree, resolver: PlaceholderResolver, submit_yaml: Path, timestamp: str
+    ) -> None:
         self._tree = tree
         self._r = resolver
         self._submit_yaml = submit_yaml

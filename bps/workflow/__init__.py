@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._build import GraphSource, build_workflow
+from ._build import build_workflow
 from ._cluster import ClusterFunction, QuantumCluster, QuantumGraphSummary
 from ._graph import WorkflowGraph
 from ._io import WORKFLOW_FILENAME, read_workflow, write_workflow
@@ -14,7 +14,6 @@ __all__ = [
     "INIT_LABEL",
     "WORKFLOW_FILENAME",
     "GenericJob",
-    "GraphSource",
     "QuantumCluster",
     "QuantumGraphSummary",
     "WorkflowGraph",

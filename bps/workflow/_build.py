@@ -13,9 +13,9 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any
 
 from butler import gc_paused
 
@@ -28,52 +28,21 @@ from ._job import FINAL_LABEL, INIT_LABEL, RESERVED_LABELS, GenericJob
 
 if TYPE_CHECKING:
     from butler import DataCoordinate
-    from quantumgraph import GraphHeader, QuantumGraph
+    from quantumgraph import GraphSummary
 
 _LOG = logging.getLogger(__name__)
 
 
-@runtime_checkable
-class GraphSource(Protocol):
-    """What :func:`build_workflow` needs from a graph file reader (``quantumgraph.GraphReader``).
+def summarize_graph(graph: GraphSummary) -> QuantumGraphSummary:
+    """What clustering needs of ``graph``: IDs in graph order, labels, data IDs and dependencies.
 
-    ``GraphReader`` also offers ``iter_quantum_summaries()`` ((ID, label, data ID) of every
-    quantum without decoding references); a reader without it has its quanta decoded in full
-    (``iter_quanta()``) or, lacking that too, read one by one: much slower.
+    ``graph`` is the in-memory QuantumGraph bps just built or the reader of a given
+    ``qgraphFile``: both offer quantumgraph's one summary interface.
     """
-
-    @property
-    def header(self) -> GraphHeader: ...
-
-    def quantum_ids(self) -> list[uuid.UUID]: ...
-
-    def dependencies(self) -> dict[uuid.UUID, set[uuid.UUID]]: ...
-
-
-def _summaries(graph: QuantumGraph | GraphSource) -> Iterator[tuple[uuid.UUID, str, DataCoordinate]]:
-    """(ID, task label, data ID) of every quantum in graph order, the cheapest way available."""
-    from quantumgraph import QuantumGraph
-
-    if isinstance(graph, QuantumGraph):
-        return ((q.id, q.task_label, q.data_id) for q in graph.quanta)
-    fast = getattr(graph, "iter_quantum_summaries", None)
-    if callable(fast):
-        return iter(fast())
-    full = getattr(graph, "iter_quanta", None)
-    if callable(full):
-        return ((q.id, q.task_label, q.data_id) for q in full())
-    ids = graph.quantum_ids()
-    _LOG.warning("graph reader has no iter_quantum_summaries(); reading %d quanta one by one", len(ids))
-    read_quantum = graph.read_quantum  # type: ignore[attr-defined]  # GraphReader has it; the protocol not
-    return ((q.id, q.task_label, q.data_id) for q in (read_quantum(qid)[0] for qid in ids))
-
-
-def summarize_graph(graph: QuantumGraph | GraphSource) -> QuantumGraphSummary:
-    """What clustering needs of ``graph``: IDs in graph order, labels, data IDs and dependencies."""
     order: list[uuid.UUID] = []
     labels: dict[uuid.UUID, str] = {}
     data_ids: dict[uuid.UUID, DataCoordinate] = {}
-    for qid, label, data_id in _summaries(graph):
+    for qid, label, data_id in graph.iter_quantum_summaries():
         order.append(qid)
         labels[qid] = label
         data_ids[qid] = data_id
@@ -83,7 +52,7 @@ def summarize_graph(graph: QuantumGraph | GraphSource) -> QuantumGraphSummary:
 def build_workflow(
     config: BpsConfig,
     graph_path: Path,
-    graph: QuantumGraph | GraphSource,
+    graph: GraphSummary,
     *,
     timings: dict[str, float] | None = None,
 ) -> WorkflowGraph:
@@ -180,7 +149,7 @@ class _Resources:
 
 
 def _build(
-    config: BpsConfig, graph_path: Path, graph: QuantumGraph | GraphSource, timings: dict[str, float] | None
+    config: BpsConfig, graph_path: Path, graph: GraphSummary, timings: dict[str, float] | None
 ) -> WorkflowGraph:
     summary = summarize_graph(graph)
     order = summary.quantum_ids

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._file_datastore import DEFAULT_TEMPLATE, STALE_TEMP_SECONDS, TEMP_PREFIX, FileDatastore, TransferMode
-from ._template import FileTemplate
+from ._file_template import FileTemplate
 
 if TYPE_CHECKING:
     from ._record_store import RECORDS_TABLE, DatastoreRecordStore, make_records_table

@@ -42,8 +42,8 @@ from .._exceptions import (
 from .._storage_class import StorageClass, check_object, get_storage_class
 from .._stored_file_info import StoredFileInfo
 from ..formatters import Formatter, get_formatter
+from ._file_template import DEFAULT_TEMPLATE, FileTemplate
 from ._paths import path_problem
-from ._template import DEFAULT_TEMPLATE, FileTemplate
 
 __all__ = [
     "DEFAULT_TEMPLATE",

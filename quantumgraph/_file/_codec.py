@@ -18,7 +18,7 @@ from typing import Any
 from butler import DataCoordinate, DataIdValue, DatasetRef, DatasetType, StoredFileInfo
 
 from .._model import ConnectionInfo, GraphHeader, Quantum, TaskInfo
-from ._layout import COUNTER_MASK, VARIANT
+from ._byte_layout import COUNTER_MASK, VARIANT
 
 #: An encoded UUID: the counter of an ID with the graph's prefix, or 16 raw bytes for any other.
 EncodedId = int | bytes

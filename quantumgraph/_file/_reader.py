@@ -25,6 +25,20 @@ from butler import DataCoordinate, DatasetRef, StoredFileInfo, gc_paused
 
 from .._exceptions import GraphFileError, QuantumNotFoundError
 from .._model import FORMAT_MAJOR, GraphHeader, Quantum, QuantumGraph
+from ._byte_layout import (
+    COUNTER_MASK,
+    FOOTER,
+    FOOTER_FIELDS,
+    FOOTER_SIZE,
+    MAGIC,
+    PREAMBLE,
+    PREAMBLE_SIZE,
+    PROBE_SIZE,
+    U32,
+    U64,
+    crc32,
+    unpack_array,
+)
 from ._codec import (
     EXTRA_INPUTS,
     EXTRA_OUTPUTS,
@@ -41,20 +55,6 @@ from ._codec import (
     Tables,
     decode_header,
     uuid_from_int,
-)
-from ._layout import (
-    COUNTER_MASK,
-    FOOTER,
-    FOOTER_FIELDS,
-    FOOTER_SIZE,
-    MAGIC,
-    PREAMBLE,
-    PREAMBLE_SIZE,
-    PROBE_SIZE,
-    U32,
-    U64,
-    crc32,
-    unpack_array,
 )
 from ._source import ByteSource, FileByteSource
 

@@ -28,8 +28,7 @@ from butler import DimensionUniverse, StoredFileInfo
 
 from .._exceptions import GraphFileError
 from .._model import FORMAT_MAJOR, FORMAT_MINOR, GraphHeader, Quantum, QuantumGraph
-from ._codec import Q_ID, Q_TASK, IdCodec, QuantumEncoder, Tables, encode_header
-from ._layout import (
+from ._byte_layout import (
     COMPRESSION_LEVEL,
     DEFAULT_BLOCK_QUANTA,
     FOOTER,
@@ -42,6 +41,7 @@ from ._layout import (
     crc32,
     pack_array,
 )
+from ._codec import Q_ID, Q_TASK, IdCodec, QuantumEncoder, Tables, encode_header
 
 PathLike = str | os.PathLike[str]
 

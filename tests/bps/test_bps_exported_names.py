@@ -82,7 +82,6 @@ EXPECTED = {
         "ClusterFunction",
         "FINAL_LABEL",
         "GenericJob",
-        "GraphSource",
         "INIT_LABEL",
         "QuantumCluster",
         "QuantumGraphSummary",

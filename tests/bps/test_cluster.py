@@ -86,9 +86,9 @@ def test_dimension_clustering_of_twenty_thousand_quanta(cfg_dir: Path, tmp_path:
 
     # The DAG an operator would submit: one JOB line per job and the merge as the FINAL node.
     from bps.config import SiteConfig
-    from wms_plugins.htcondor._layout import HTCondorLayout
     from wms_plugins.htcondor._render import dag_text_parts
     from wms_plugins.htcondor._site import site_settings
+    from wms_plugins.htcondor._submit_dir import HTCondorLayout
 
     dag = "".join(
         dag_text_parts(wf, HTCondorLayout(tmp_path / "submit", wf.name), site_settings(SiteConfig("p", {})))

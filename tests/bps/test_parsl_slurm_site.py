@@ -13,9 +13,9 @@ import pytest
 
 from bps import BpsConfigError
 from bps.config import SiteConfig, load_bps_config
-from wms_plugins.parsl._layout import ParslLayout
 from wms_plugins.parsl._runner import _parsl_config
 from wms_plugins.parsl._site import ParslSiteSettings, SlurmSettings, site_settings
+from wms_plugins.parsl._submit_dir import ParslLayout
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -15,6 +15,7 @@ EXPECTED = {
     "GraphBuildError",
     "GraphFileError",
     "GraphHeader",
+    "GraphSummary",
     "GraphReader",
     "Input",
     "MergeResult",

@@ -47,8 +47,8 @@ from bps.config import FinalJobWhen
 from bps.workflow import GenericJob, WorkflowGraph
 
 from . import _templates as T
-from ._layout import HTCondorLayout
 from ._site import HTCondorSiteSettings
+from ._submit_dir import HTCondorLayout
 
 #: Node names DAGMan reads as keywords of the PARENT/CHILD line.
 _RESERVED_NODE_NAMES = frozenset({"PARENT", "CHILD"})

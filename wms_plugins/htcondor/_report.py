@@ -28,10 +28,10 @@ from dataclasses import dataclass
 
 from bps.wms import TERMINAL_STATES, JobReport, JobState, RunReport, summarize_states
 
-from ._layout import HTCondorLayout
+from ._bindings import STATUS_REMOVED, DagmanJob
 from ._runfile import HTCondorRun
 from ._status import DagmanRun, DagStatusFile, NodeJobs, NodeState, NodeStatus
-from ._submit import STATUS_REMOVED, DagmanJob
+from ._submit_dir import HTCondorLayout
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,13 +27,13 @@ from bps.wms import (
 )
 from bps.workflow import WorkflowGraph
 
-from ._layout import HTCondorLayout
+from ._bindings import STATUS_REMOVED, DagmanJob, query_dagman, remove_dag, submit_dag
 from ._render import RenderedDag, render_dag
 from ._report import DagFacts, build_run_report
 from ._runfile import HTCondorRun, Submission, read_run_file, write_run_file
 from ._site import HTCondorSiteSettings, site_settings
 from ._status import read_dag_nodes, read_dagman_out, read_node_status, read_nodes_logs, read_rescue_done
-from ._submit import STATUS_REMOVED, DagmanJob, query_dagman, remove_dag, submit_dag
+from ._submit_dir import HTCondorLayout
 
 WMS_NAME = "htcondor"
 _SITE_FORMAT = "skybatch.htcondor.site"

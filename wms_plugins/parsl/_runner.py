@@ -34,8 +34,8 @@ from bps.workflow import GenericJob, WorkflowGraph
 from butler.progress import progress_bar
 
 from ._execute import CANCELLED, JobCancelledError, JobExitError, JobSpec, run_job, terminate_running
-from ._layout import ParslLayout
 from ._site import ParslSiteSettings
+from ._submit_dir import ParslLayout
 
 _LOG = logging.getLogger(__name__)
 EXECUTOR_LABEL = "skybatch"

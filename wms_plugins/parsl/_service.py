@@ -33,8 +33,8 @@ from bps.wms import (
 from bps.workflow import WORKFLOW_FILENAME, WorkflowGraph, read_workflow
 
 from ._journal import apply_journal, read_journal, stop_orphans
-from ._layout import ParslLayout
 from ._site import ParslSiteSettings, site_settings
+from ._submit_dir import ParslLayout
 
 _LOG = logging.getLogger(__name__)
 WMS_NAME = "parsl"

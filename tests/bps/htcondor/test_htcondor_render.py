@@ -12,7 +12,6 @@ from htcondor_golden import DATA, check_text
 from bps import WmsError
 from bps.config import FinalJobWhen, SiteConfig
 from bps.workflow import GenericJob, WorkflowGraph
-from wms_plugins.htcondor._layout import HTCondorLayout
 from wms_plugins.htcondor._render import (
     EDGE_LINE_NAMES,
     dag_text_parts,
@@ -24,6 +23,7 @@ from wms_plugins.htcondor._render import (
     vars_value,
 )
 from wms_plugins.htcondor._site import HTCondorSiteSettings, site_settings
+from wms_plugins.htcondor._submit_dir import HTCondorLayout
 
 SUBMIT_DIR = Path("/data/submit/u/alice/run1")
 PIPETASK = "/opt/venv/bin/pipetask"

@@ -29,6 +29,7 @@ from bps import WmsError
 from bps.wms import JobState, RunReport
 from wms_plugins.htcondor import HTCondorService
 from wms_plugins.htcondor import _service as service_module
+from wms_plugins.htcondor._bindings import DagmanJob
 from wms_plugins.htcondor._status import (
     NodeStatus,
     parse_classads,
@@ -36,7 +37,6 @@ from wms_plugins.htcondor._status import (
     parse_node_status,
     parse_nodes_log,
 )
-from wms_plugins.htcondor._submit import DagmanJob
 
 RUNS = DATA / "runs"
 #: (JobStatus, still in the queue) of the DAGMan job when each scenario was captured.

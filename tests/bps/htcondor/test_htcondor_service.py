@@ -25,7 +25,7 @@ from bps.config import load_bps_config
 from bps.wms import JobState, load_wms_service_class
 from wms_plugins.htcondor import HTCondorService, HTCondorSiteSettings, HTCondorWorkflow
 from wms_plugins.htcondor import _service as service_module
-from wms_plugins.htcondor._submit import DagmanJob, condor_errors
+from wms_plugins.htcondor._bindings import DagmanJob, condor_errors
 
 
 def bps(*args: str) -> Result:

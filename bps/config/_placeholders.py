@@ -41,14 +41,14 @@ def _scalar_text(value: Any) -> str:
     return str(value)
 
 
-class Resolver:
+class PlaceholderResolver:
     """Resolves every string in a :class:`MergedTree`; one instance per load (it memoises)."""
 
     def __init__(
         self,
         tree: MergedTree,
         environ: Mapping[str, str],
-        builtins: Mapping[str, Callable[[Resolver], str]],
+        builtins: Mapping[str, Callable[[PlaceholderResolver], str]],
     ) -> None:
         self._tree = tree
         self._environ = environ
