@@ -115,30 +115,20 @@ def python_job(
     )
 
 
-def graph_reader_like(graph: QuantumGraph, with_summaries: bool = True) -> object:
-    """An object with GraphReader's whole-graph methods over an in-memory graph.
+def graph_reader_like(graph: QuantumGraph) -> object:
+    """Another implementation of ``quantumgraph.GraphSummary`` over an in-memory graph.
 
     Dependencies are computed once, up front, so timing a build through it measures bps only.
-    Without ``with_summaries`` it lacks ``iter_quantum_summaries`` and ``iter_quanta`` (the
-    slow path of a minimal reader).
     """
     deps = graph.dependencies()
-    by_id = {q.id: q for q in graph.quanta}
 
-    class _Reader:
+    class _Summary:
         header = graph.header
-
-        def quantum_ids(self) -> list[uuid.UUID]:
-            return [q.id for q in graph.quanta]
 
         def dependencies(self) -> dict[uuid.UUID, set[uuid.UUID]]:
             return deps
 
-        def read_quantum(self, qid: uuid.UUID) -> tuple[Quantum, dict[uuid.UUID, object]]:
-            return by_id[qid], {}
-
-    class _ReaderWithSummaries(_Reader):
         def iter_quantum_summaries(self) -> Iterator[tuple[uuid.UUID, str, DataCoordinate]]:
             return ((q.id, q.task_label, q.data_id) for q in graph.quanta)
 
-    return _ReaderWithSummaries() if with_summaries else _Reader()
+    return _Summary()
