@@ -9,6 +9,7 @@ catch either ``BpsError`` or, say, ``ValueError``::
      +-- WorkflowBuildError (ValueError)    a QuantumGraph that cannot become a workflow (reserved labels)
      |    +-- EmptyGraphError               the QuantumGraph has no quanta: nothing to submit
      +-- SubmitDirError (FileExistsError)   the submit directory is already used by another run
+     +-- OutputRunTakenError (FileExistsError)  payload.outputRun already exists in the repository
      +-- RunNotFoundError (LookupError)     a run id that matches no recorded run (or several)
      +-- StateFileError (ValueError)        a run's state or workflow file is unreadable or too new
      +-- WmsError (RuntimeError)            the workflow engine failed (wraps the engine's own error)
@@ -45,6 +46,15 @@ class EmptyGraphError(WorkflowBuildError):
 
 class SubmitDirError(BpsError, FileExistsError):
     """The submit directory already holds another run; runs never share a directory."""
+
+
+class OutputRunTakenError(BpsError, FileExistsError):
+    """The payload's output run already exists: another submit or execution holds it.
+
+    A submit reserves its output run in the registry once the graph is built, so two submits (or a
+    submit and a ``pipetask run``) never write one run.  Exit status 1: the request is well formed,
+    the repository's state refuses it.
+    """
 
 
 class RunNotFoundError(BpsError, LookupError):

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ._exceptions import OutputRunTakenError
 from .config._model import BpsConfig
 
 if TYPE_CHECKING:
@@ -49,6 +50,25 @@ def make_graph(config: BpsConfig, dest: Path) -> GraphSummary:
         output_run=config.payload.output_run,
         output=config.payload.output,
         where=config.payload.data_query,
+        existing_run_ok=True,  # reserve_output_run refuses it, atomically, once the graph is built
     )
     write_graph(dest, graph)
     return graph
+
+
+def reserve_output_run(config: BpsConfig, run: str) -> None:
+    """Register ``run`` in the payload's repository; refuse it if it already exists.
+
+    The registry's insert reports whether the run was new and is atomic on SQLite and PostgreSQL,
+    so of two submits with one outputRun (two in one second share ``{timestamp}``) exactly one
+    gets it.  Done after the graph is built, so a build that fails reserves nothing.
+    """
+    from butler import Butler
+
+    with Butler(config.payload.butler_config) as butler:
+        if not butler.registry.register_run(run):
+            raise OutputRunTakenError(
+                f"output run {run!r} already exists in {butler.root} (another submit or pipetask run "
+                "holds it); choose a new payload.outputRun (the default {output}/{timestamp} changes "
+                "every second)"
+            )

@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from ._exceptions import SubmitDirError
+from ._exceptions import OutputRunTakenError, SubmitDirError
 from ._runs import RUN_FILENAME, RunRecord, new_run_id, record_run
 from .config._model import BpsConfig
 from .wms._loader import load_wms_service_class
@@ -48,6 +48,10 @@ class PreparedRun:
     service: BaseWmsService
     wms_workflow: WmsWorkflow
     timings: dict[str, float] = field(default_factory=dict)
+    output_run: str = ""
+    """The graph's output run (it wins over the config's outputRun); reserved at submit."""
+    claim: _Claim | None = None
+    """This prepare's claim on ``submit_dir``, released if the submit is refused."""
 
     @property
     def number_of_jobs(self) -> int:
@@ -196,10 +200,12 @@ def prepare(config: BpsConfig, *, progress: bool = False) -> PreparedRun:
     submit_dir = config.submit_path
     claim = _claim_submit_dir(submit_dir)
     try:
-        return _prepare_claimed(config, service_class, submit_dir, progress)
+        prepared = _prepare_claimed(config, service_class, submit_dir, progress)
     except BaseException:
         claim.release()
         raise
+    prepared.claim = claim
+    return prepared
 
 
 def _prepare_claimed(
@@ -214,6 +220,7 @@ def _prepare_claimed(
     timings: dict[str, float] = {}
     with _timed(timings, "QuantumGraph"):
         graph = make_graph(config, graph_path)
+    output_run = graph.header.output_run
     try:
         with _timed(timings, "WorkflowGraph"):  # clustering included (also timed on its own)
             workflow = build_workflow(config, graph_path, graph, timings=timings)
@@ -226,18 +233,32 @@ def _prepare_claimed(
         service = service_class(progress=progress)
         wms_workflow = service.prepare(config, workflow, submit_dir)
     _LOG.info("prepared %d jobs in %s", len(workflow), submit_dir)
-    return PreparedRun(config, submit_dir, graph_path, service, wms_workflow, timings)
+    return PreparedRun(config, submit_dir, graph_path, service, wms_workflow, timings, output_run)
 
 
 def submit_prepared(
     prepared: PreparedRun, on_recorded: Callable[[RunRecord], None] | None = None
 ) -> RunRecord:
-    """Record the run, then hand it to the plugin (which, for foreground plugins, runs it).
+    """Reserve the output run, record the run, then hand it to the plugin (which may run it).
+
+    The output run is registered in the repository first; if it already exists (another submit or
+    ``pipetask run`` holds it) the submit is refused with :class:`OutputRunTakenError` and the
+    submit directory this prepare claimed is released.  ``prepare`` alone never changes the
+    repository.
 
     ``on_recorded`` is called once the run id exists and before the plugin starts, so a CLI can
     print the id an operator needs for ``bps report`` while a foreground run is still going.
     """
+    from ._graph import reserve_output_run
+
     config = prepared.config
+    try:
+        reserve_output_run(config, prepared.output_run)
+    except OutputRunTakenError:
+        # Refused before anything ran or was recorded: leave nothing that blocks a corrected retry.
+        if prepared.claim is not None:
+            prepared.claim.release()
+        raise
     record = RunRecord(
         run_id=new_run_id(),
         submit_dir=str(prepared.submit_dir),

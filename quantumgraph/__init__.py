@@ -12,6 +12,7 @@ from ._config import TaskConfig
 from ._exceptions import (
     GraphBuildError,
     GraphFileError,
+    OutputRunExistsError,
     PipelineError,
     QuantumExecutionError,
     QuantumGraphError,
@@ -47,6 +48,7 @@ __all__ = [
     "Input",
     "MergeResult",
     "Output",
+    "OutputRunExistsError",
     "Pipeline",
     "PipelineError",
     "PipelineGraph",

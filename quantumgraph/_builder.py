@@ -131,8 +131,13 @@ def build_quantum_graph(
     output_run: str,
     output: str | None = None,
     where: str | None = None,
+    existing_run_ok: bool = False,
 ) -> QuantumGraph:
     """Plan every quantum of ``pipeline`` over the inputs found in ``input_collections``.
+
+    An ``output_run`` that already exists is refused unless ``existing_run_ok``: ``pipetask run``
+    passes it because it reserves the run itself, atomically, when execution starts, and decides
+    there (with --extend-run / --clobber-outputs) whether an existing run may be written.
 
     Raises GraphBuildError when the result would be empty or the collections are unusable, and
     the butler's own errors (MissingDatasetTypeError, QuerySyntaxError, ...) for bad input.
@@ -140,7 +145,7 @@ def build_quantum_graph(
     """
     universe = butler.universe
     pgraph = PipelineGraph.build(pipeline, universe)
-    _check_collections(butler, input_collections, output_run, output)
+    _check_collections(butler, input_collections, output_run, output, existing_run_ok)
     dataset_types = _resolve_dataset_types(butler, pgraph)
     available = _query_inputs(butler, pgraph, dataset_types, input_collections, where)
     ids = IdFactory()
@@ -178,7 +183,11 @@ def build_quantum_graph(
 
 
 def _check_collections(
-    butler: Butler, input_collections: Sequence[str], output_run: str, output: str | None
+    butler: Butler,
+    input_collections: Sequence[str],
+    output_run: str,
+    output: str | None,
+    existing_run_ok: bool = False,
 ) -> None:
     """The input collections exist; the output run is new and the output (if any) a chain."""
     if not input_collections:
@@ -187,7 +196,7 @@ def _check_collections(
         butler.registry.resolve_collections(list(input_collections))
     except MissingCollectionError as exc:
         raise GraphBuildError(f"input collections: {exc}") from exc
-    _check_output_collections(butler, output_run, output)
+    _check_output_collections(butler, output_run, output, existing_run_ok)
 
 
 def _resolve_dataset_types(butler: Butler, pgraph: PipelineGraph) -> dict[str, DatasetType]:
@@ -290,10 +299,12 @@ def _input_records(
     return butler.get_records(overall_ids)
 
 
-def _check_output_collections(butler: Butler, output_run: str, output: str | None) -> None:
+def _check_output_collections(
+    butler: Butler, output_run: str, output: str | None, existing_run_ok: bool
+) -> None:
     registry = butler.registry
     existing = {name: ctype for name, ctype in registry.query_collections()}
-    if output_run in existing:
+    if output_run in existing and not existing_run_ok:
         raise GraphBuildError(
             f"output run {output_run!r} already exists in {butler.root}; choose a new --output-run "
             "(by default a timestamped run under the output collection is used)"

@@ -11,6 +11,7 @@ callers may catch either ``QuantumGraphError`` or, say, ``ValueError``::
      |                                     undecodable or malformed part (or one that cannot be written)
      +-- QuantumNotFoundError (KeyError)   a quantum ID the graph does not hold
      +-- QuantumExecutionError (RuntimeError)   a task that failed while running a quantum
+     +-- OutputRunExistsError (FileExistsError) an execution's output run is already taken
 
 The command lines turn these into one-line ``error: ...`` messages (the error boundary in
 :mod:`butler.cli_support`); anything else escaping a command is a bug and keeps its traceback.
@@ -63,3 +64,12 @@ class QuantumNotFoundError(QuantumGraphError, KeyError):
 
 class QuantumExecutionError(QuantumGraphError, RuntimeError):
     """A quantum's task raised, or returned outputs that do not match its connections."""
+
+
+class OutputRunExistsError(QuantumGraphError, FileExistsError):
+    """The output run an execution would write already exists, and the user did not say to reuse it.
+
+    Runs are reserved in the registry when execution starts, so two executions never share one
+    by accident (and never mix their outputs); ``--extend-run`` and ``--clobber-outputs`` are the
+    explicit ways to write into an existing run.
+    """

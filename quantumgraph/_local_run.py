@@ -30,6 +30,7 @@ _WORKER_REPO: Path | None = None
 # Made once per process (worker, or the parent when jobs=1) on its first quantum.
 _WORKER_BUTLER: QuantumBackedButler | None = None
 _WORKER_TASKS: TaskFactory | None = None
+_WORKER_CLOBBER = False
 
 
 def _run_one(index: int) -> str | None:
@@ -38,20 +39,33 @@ def _run_one(index: int) -> str | None:
     graph = _WORKER_GRAPH
     assert graph is not None and _WORKER_REPO is not None
     if _WORKER_BUTLER is None or _WORKER_TASKS is None:
-        _WORKER_BUTLER = make_limited_butler(_WORKER_REPO, graph.header, graph.datastore_records)
+        _WORKER_BUTLER = make_limited_butler(
+            _WORKER_REPO, graph.header, graph.datastore_records, clobber_outputs=_WORKER_CLOBBER
+        )
         _WORKER_TASKS = TaskFactory(graph.header.tasks)
     quantum = graph.quanta[index]
     return try_execute_quantum(_WORKER_TASKS.get(quantum.task_label), quantum, _WORKER_BUTLER)
 
 
 def run_graph_locally(
-    graph: QuantumGraph, repo: Path, jobs: int = 1, progress: Callable[[int], None] | None = None
+    graph: QuantumGraph,
+    repo: Path,
+    jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+    *,
+    clobber_outputs: bool = False,
 ) -> ExecutionOutcome:
-    """Execute every quantum of ``graph`` against ``repo``'s datastore; a task failure never raises."""
-    global _WORKER_GRAPH, _WORKER_REPO, _WORKER_BUTLER, _WORKER_TASKS
+    """Execute every quantum of ``graph`` against ``repo``'s datastore; a task failure never raises.
+
+    ``clobber_outputs`` lets outputs replace files already there (``pipetask run --clobber-outputs``).
+    """
+    global _WORKER_GRAPH, _WORKER_REPO, _WORKER_BUTLER, _WORKER_TASKS, _WORKER_CLOBBER
     _WORKER_GRAPH, _WORKER_REPO = graph, repo
     _WORKER_BUTLER = _WORKER_TASKS = None
-    init_butler = make_limited_butler(repo, graph.header, graph.datastore_records)
+    _WORKER_CLOBBER = clobber_outputs
+    init_butler = make_limited_butler(
+        repo, graph.header, graph.datastore_records, clobber_outputs=clobber_outputs
+    )
     write_init_outputs(graph.header.tasks, graph.header.init_outputs, init_butler)
 
     def on_done(i: int, error: str | None) -> None:

@@ -58,6 +58,26 @@ def _predicted_refs(graph_path: Path) -> tuple[GraphHeader, list[DatasetRef]]:
     return header, refs
 
 
+def _without_kept_init_outputs(
+    butler: Butler, header: GraphHeader, found: list[tuple[DatasetRef, StoredFileInfo]]
+) -> list[tuple[DatasetRef, StoredFileInfo]]:
+    """Drop init outputs (task configs) that an extended run already holds under another ID.
+
+    ``pipetask run --extend-run`` writes into a run an earlier execution of the same pipeline
+    made; the configs are the same files (a different config could not be written over them
+    without --clobber-outputs), so the records already there stay and describe them.
+    """
+    init_ids = {ref.id for refs in header.init_outputs.values() for ref in refs}
+    kept = []
+    for ref, info in found:
+        if ref.id in init_ids:
+            existing = butler.registry.find_dataset(ref.dataset_type, ref.data_id, [header.output_run])
+            if existing is not None and existing.id != ref.id:
+                continue
+        kept.append((ref, info))
+    return kept
+
+
 def transfer_from_graph(
     graph_path: str | Path,
     butler: Butler,
@@ -97,6 +117,7 @@ def transfer_from_graph(
                         f"{exc} (pass --register-dataset-types to register the graph's dataset types)"
                     ) from exc
         registry.register_run(header.output_run)
+        found = _without_kept_init_outputs(butler, header, found)
         inserted = registry.import_datasets([ref for ref, _ in found])
         butler.insert_datastore_records([info for _, info in found])
         if clobber_outputs:

@@ -52,8 +52,14 @@ def build_graph(
     output_run: str | None,
     pipeline_path: str,
     where: str | None,
+    *,
+    existing_run_ok: bool = False,
 ) -> QuantumGraph:
-    """Open the repository read-only and build the graph for the given pipeline and query."""
+    """Open the repository read-only and build the graph for the given pipeline and query.
+
+    ``existing_run_ok``: do not refuse an existing ``output_run`` here (``pipetask run`` reserves
+    the run when execution starts and refuses it there, with the options that allow it).
+    """
     from butler import Butler, check_collection_name
 
     from .._builder import build_quantum_graph
@@ -77,7 +83,13 @@ def build_graph(
             if name is not None:
                 check_collection_name(name)
         return build_quantum_graph(
-            butler, pipeline, input_collections=collections, output_run=output_run, output=output, where=where
+            butler,
+            pipeline,
+            input_collections=collections,
+            output_run=output_run,
+            output=output,
+            where=where,
+            existing_run_ok=existing_run_ok,
         )
 
 
@@ -122,14 +134,32 @@ def save_graph(graph: QuantumGraph, path: str | Path) -> int:
 
 
 def run_graph(
-    repo: str, graph: QuantumGraph, graph_path: str | None, jobs: int, progress: bool
+    repo: str,
+    graph: QuantumGraph,
+    graph_path: str | None,
+    jobs: int,
+    progress: bool,
+    *,
+    extend_run: bool = False,
+    clobber_outputs: bool = False,
 ) -> tuple[int, int, int, MergeResult]:
-    """Execute locally then merge; returns (succeeded, failed, pruned, merge result)."""
+    """Reserve the output run, execute locally, then merge; returns (succeeded, failed, pruned, merge).
+
+    The run is reserved before any quantum runs (see :mod:`quantumgraph._reserve`): a run that
+    already exists is refused unless ``extend_run`` or ``clobber_outputs`` says to reuse it.
+    """
     from butler import Butler
     from butler.progress import progress_bar
 
     from .._local_run import run_graph_locally
     from .._merge import transfer_from_graph
+    from .._reserve import reserve_output_run
+
+    with Butler(repo) as butler:
+        outputs = [ref for q in graph.quanta for refs in q.outputs.values() for ref in refs]
+        reserve_output_run(
+            butler, graph.header, outputs, extend_run=extend_run, clobber_outputs=clobber_outputs
+        )
 
     tmpdir = None
     if graph_path is None:
@@ -138,9 +168,11 @@ def run_graph(
         save_graph(graph, graph_path)
     try:
         with progress_bar(len(graph), "Running quanta", enabled=progress) as bar:
-            summary = run_graph_locally(graph, Path(repo), jobs=jobs, progress=bar)
-        butler = Butler(repo)
-        result = transfer_from_graph(graph_path, butler)
+            summary = run_graph_locally(
+                graph, Path(repo), jobs=jobs, progress=bar, clobber_outputs=clobber_outputs
+            )
+        with Butler(repo) as butler:
+            result = transfer_from_graph(graph_path, butler, clobber_outputs=clobber_outputs)
     finally:
         if tmpdir is not None:
             tmpdir.cleanup()

@@ -32,13 +32,19 @@ class GraphSource:
     where: str | None
     qgraph: str | None
 
-    def obtain(self) -> QuantumGraph:
+    def obtain(self, *, existing_run_ok: bool = False) -> QuantumGraph:
         if self.qgraph:
             return cmd.load_graph(self.qgraph)
         if not self.repo or not self.pipeline:
             raise click.UsageError("give either --qgraph FILE, or -b REPO and -p PIPELINE to build a graph")
         return cmd.build_graph(
-            self.repo, self.inputs, self.output, self.output_run, self.pipeline, self.where
+            self.repo,
+            self.inputs,
+            self.output,
+            self.output_run,
+            self.pipeline,
+            self.where,
+            existing_run_ok=existing_run_ok,
         )
 
 
@@ -148,18 +154,40 @@ def qgraph(source: GraphSource, save_qgraph: str | None, show: tuple[str, ...]) 
     show_default=True,
     help="Number of processes executing quanta in parallel.",
 )
-def run(source: GraphSource, save_qgraph: str | None, jobs: int) -> None:
+@click.option(
+    "--extend-run",
+    is_flag=True,
+    help="Add outputs to an output run that already exists (needs an explicit --output-run). Refused "
+    "if the run already holds any of the graph's predicted outputs, unless --clobber-outputs.",
+)
+@click.option(
+    "--clobber-outputs",
+    is_flag=True,
+    help="Write into an output run that already exists, replacing the outputs (and task configs) it "
+    "already holds for this graph: those are removed before execution.",
+)
+def run(
+    source: GraphSource, save_qgraph: str | None, jobs: int, extend_run: bool, clobber_outputs: bool
+) -> None:
     """Build a graph (or load one), execute every quantum here, and register the outputs.
 
+    The output run is reserved before any quantum runs: if it already exists the command stops
+    with an error unless --extend-run or --clobber-outputs says to write into it.
     A failed quantum's downstream quanta are skipped; everything else runs and is registered,
     and the command exits with status 1.
     """
-    graph = source.obtain()
+    graph = source.obtain(existing_run_ok=True)  # the run is reserved (or refused) below
     if save_qgraph:
         cmd.save_graph(graph, save_qgraph)
     assert source.repo is not None  # required for run
     ok, failed, pruned, merged = cmd.run_graph(
-        source.repo, graph, save_qgraph or source.qgraph, jobs, progress_enabled()
+        source.repo,
+        graph,
+        save_qgraph or source.qgraph,
+        jobs,
+        progress_enabled(),
+        extend_run=extend_run,
+        clobber_outputs=clobber_outputs,
     )
     where_out = merged.output or merged.output_run
     click.echo(

@@ -57,9 +57,14 @@ def test_unknown_wms_lists_the_available_ones(cfg_dir: Path) -> None:
 
 @pytest.fixture
 def graph_config(cfg_dir: Path, tmp_path: Path) -> Path:
-    """A submit YAML with a pre-built graph file and the test plugin (no jobs really run)."""
+    """A submit YAML with a pre-built graph file and the test plugin (no jobs really run).
+
+    The repository is real (and empty): submit reserves the graph's output run in it.
+    """
+    from butler import Butler
     from quantumgraph import write_graph
 
+    Butler.create(tmp_path / "repo").close()
     write_graph(cfg_dir / "w.qgraph", workload_graph(2, 2))
     return write_yaml(
         cfg_dir / "graph.yaml",
@@ -91,6 +96,31 @@ def test_prepare_renders_without_submitting(graph_config: Path, runs_index: Path
     # A second run cannot reuse the directory.
     result = bps("prepare", str(graph_config), "--output-run", "u/me/fixed")
     assert result.exit_code == 1 and "already used by another run" in result.output
+
+
+def test_second_submit_into_one_output_run_is_refused_and_leaves_no_submit_dir(
+    graph_config: Path, runs_index: Path, tmp_path: Path
+) -> None:
+    from butler import Butler
+
+    first = bps("submit", str(graph_config), "--output-run", "u/me/first")
+    assert first.exit_code == 0, first.output
+    # Another outputRun in the config, so another submit directory, but the same graph (qgraphFile
+    # wins), so the same output run: refused before anything is recorded or run.
+    second = bps("submit", str(graph_config), "--output-run", "u/me/second")
+    assert second.exit_code == 1, second.output
+    assert second.output.strip().splitlines()[-1] == (
+        f"error: output run 'u/test/run' already exists in {tmp_path / 'repo'} (another submit or "
+        "pipetask run holds it); choose a new payload.outputRun (the default {output}/{timestamp} "
+        "changes every second)"
+    )
+    submit = Path.cwd() / "submit" / "u" / "me"
+    assert (submit / "first" / "fake.submitted").exists()
+    assert not (submit / "second").exists()
+    listing = bps("report").output
+    assert listing.count("\n") == 2, listing  # header and the first run only
+    with Butler(tmp_path / "repo") as butler:
+        assert ("u/test/run", "RUN") in butler.registry.query_collections()
 
 
 def test_submit_report_cancel_restart_with_a_background_plugin(graph_config: Path) -> None:

@@ -20,6 +20,7 @@ EXPECTED = {
     "Input",
     "MergeResult",
     "Output",
+    "OutputRunExistsError",
     "Pipeline",
     "PipelineError",
     "PipelineGraph",
