@@ -34,8 +34,12 @@ def bps(*args: str) -> Result:
 
 @pytest.fixture
 def graph_config(cfg_dir: Path) -> Path:
+    """A pre-built graph and the htcondor plugin; the repository is real (and empty) because a
+    submit reserves the graph's output run in it."""
+    from butler import Butler
     from quantumgraph import write_graph
 
+    Butler.create(cfg_dir.parent / "repo").close()
     write_graph(cfg_dir / "w.qgraph", workload_graph(2, 2))
     return write_yaml(
         cfg_dir / "graph.yaml",
