@@ -70,29 +70,21 @@ def _check_outputs(repo: Path, run: str) -> None:
     assert chain.count(run) == 1
 
 
-def test_killed_job_rerun_and_remerge(tmp_path: Path, demo_repo_on: Any) -> None:
+def _repo_and_graph(tmp_path: Path, demo_repo_on: Any) -> tuple[Path, Path]:
+    """A demo repository and the graph of PIPELINE over it, built by a real ``pipetask qgraph``."""
     repo = demo_repo_on(f"sqlite:///{tmp_path / 'registry.sqlite3'}", EXPOSURES, DETECTORS)
     pipeline = tmp_path / "pipeline.yaml"
     pipeline.write_text(PIPELINE)
     graph = tmp_path / "g.qgraph"
-    pipetask, butler = script("pipetask"), script("butler")
-    built = _run(
-        pipetask,
-        "qgraph",
-        "-b",
-        repo,
-        "-i",
-        "DemoCam/defaults",
-        "-o",
-        "u/k",
-        "--output-run",
-        "u/k/run",
-        "-p",
-        pipeline,
-        "--save-qgraph",
-        graph,
-    )
+    args = ["qgraph", "-b", repo, "-i", "DemoCam/defaults", "-o", "u/k", "--output-run", "u/k/run"]
+    built = _run(script("pipetask"), *args, "-p", pipeline, "--save-qgraph", graph)
     assert built.returncode == 0, built.stderr
+    return repo, graph
+
+
+def test_killed_job_rerun_and_remerge(tmp_path: Path, demo_repo_on: Any) -> None:
+    repo, graph = _repo_and_graph(tmp_path, demo_repo_on)
+    pipetask, butler = script("pipetask"), script("butler")
     with GraphReader(graph) as reader:
         quanta = list(reader.iter_quanta())
     by_label: dict[str, list[str]] = {}
@@ -128,28 +120,8 @@ def test_killed_job_rerun_and_remerge(tmp_path: Path, demo_repo_on: Any) -> None
 
 
 def test_merges_killed_at_several_moments_then_remerged(tmp_path: Path, demo_repo_on: Any) -> None:
-    repo = demo_repo_on(f"sqlite:///{tmp_path / 'registry.sqlite3'}", EXPOSURES, DETECTORS)
-    pipeline = tmp_path / "pipeline.yaml"
-    pipeline.write_text(PIPELINE)
-    graph = tmp_path / "g.qgraph"
+    repo, graph = _repo_and_graph(tmp_path, demo_repo_on)
     pipetask, butler = script("pipetask"), script("butler")
-    built = _run(
-        pipetask,
-        "qgraph",
-        "-b",
-        repo,
-        "-i",
-        "DemoCam/defaults",
-        "-o",
-        "u/k",
-        "--output-run",
-        "u/k/run",
-        "-p",
-        pipeline,
-        "--save-qgraph",
-        graph,
-    )
-    assert built.returncode == 0, built.stderr
     assert _run(pipetask, "pre-exec-init-qbb", repo, graph).returncode == 0
     assert _run(pipetask, "run-qbb", repo, graph).returncode == 0
     outcomes = []
