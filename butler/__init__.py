@@ -38,6 +38,7 @@ from ._exceptions import (
     StorageClassError,
     UnknownDimensionError,
 )
+from ._logging import TRACE, VERBOSE
 from ._stored_file_info import StoredFileInfo
 
 if TYPE_CHECKING:
@@ -97,7 +98,9 @@ __all__ = [
     "StorageClass",
     "StorageClassError",
     "StoredFileInfo",
+    "TRACE",
     "UnknownDimensionError",
+    "VERBOSE",
     "check_collection_name",
     "gc_paused",
     "get_storage_class",

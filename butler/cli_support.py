@@ -3,10 +3,13 @@
 Defined once here (the lowest layer) so ``butler``, ``pipetask`` and ``bps`` behave the same.
 Their root groups are :class:`CommandGroup`\\ s, which give them:
 
-* the global options ``--log-level LEVEL`` / ``--log-level LOGGER=LEVEL`` (repeatable; default
-  WARNING; configures Python logging on stderr) and ``--progress/--no-progress`` (read with
-  :func:`progress_enabled`), accepted before the subcommand *and* after it, as users type them
-  (``butler make-demo-repo big_repo --exposures 50 --progress``);
+* the global options, accepted before the subcommand *and* after it, as users type them
+  (``butler make-demo-repo big_repo --exposures 50 --progress``): the logging options LSST users
+  know -- ``--log-level [LOGGER=]LEVEL`` (repeatable; LSST's levels including VERBOSE and TRACE;
+  default WARNING), ``--long-log``, ``--log-file FILE`` (repeatable; ``.json`` gives JSON lines),
+  ``--log-tty/--no-log-tty``, ``--log-label KEY=VALUE`` -- set up by :mod:`butler._logging` for
+  the command's duration, and ``--progress/--no-progress`` (read with :func:`progress_enabled`);
+  ``-h`` is ``--help`` everywhere;
 * the error boundary (:func:`error_boundary`).  Only *our* errors are the user's mistakes: the
   roots each layer registers (:func:`register_error_root`; butler's :class:`ButlerError` is
   built in, and butler never imports the higher layers' roots), plus ``FileNotFoundError`` and
@@ -37,6 +40,7 @@ from typing import Any, TypeVar
 import click
 
 from ._exceptions import ButlerError
+from ._logging import LEVEL_NAMES, LogSettings, LogSetup
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -49,97 +53,143 @@ BUG_REPORT = (
 #: Exit status after a closed output pipe: 128 + SIGPIPE, what a shell shows for ``yes | head``.
 EXIT_CLOSED_PIPE = 141
 
-_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
+#: Key in ``ctx.meta`` (shared by a context chain) holding the command line's :class:`LogSettings`.
+_LOG_SETTINGS = "skybatch.log_settings"
+
+#: Key in ``ctx.meta`` holding ``--progress``'s value.
+_PROGRESS = "skybatch.progress"
+
+#: The handlers installed for the running command (one command at a time per process).
+_LOG_SETUP = LogSetup()
 
 
-# --------------------------------------------------------------------------- global options
+def _log_settings(ctx: click.Context) -> LogSettings:
+    settings = ctx.meta.get(_LOG_SETTINGS)
+    if not isinstance(settings, LogSettings):
+        settings = ctx.meta[_LOG_SETTINGS] = LogSettings()
+    return settings
 
 
-def _parse_log_levels(
-    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
-) -> tuple[int, list[tuple[str, int]]]:
-    root_level = logging.WARNING
-    per_logger: list[tuple[str, int]] = []
-    for value in values or ():
-        name, _, level = value.rpartition("=")
-        level = level.upper()
-        if level not in _LEVELS:
-            raise click.BadParameter(f"{value!r}: level must be one of {', '.join(_LEVELS)}", ctx, param)
-        if name:
-            per_logger.append((name, getattr(logging, level)))
+def _split_items(values: tuple[str, ...] | None) -> list[str]:
+    """``--opt a,b --opt c`` as [a, b, c] (LSST splits these options on commas too)."""
+    return [item.strip() for value in values or () for item in value.split(",") if item.strip()]
+
+
+def _parse_log_level(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    """``LEVEL`` (root logger), ``.=LEVEL`` (root, LSST's spelling) or ``LOGGER=LEVEL``."""
+    settings = _log_settings(ctx)
+    for value in _split_items(values):
+        name, _, level_name = value.rpartition("=")
+        level = LEVEL_NAMES.get(level_name.strip().upper())
+        if level is None:
+            raise click.BadParameter(f"{value!r}: level must be one of {', '.join(LEVEL_NAMES)}", ctx, param)
+        name = name.strip()
+        if name in ("", "."):
+            settings.root_level = level
         else:
-            root_level = getattr(logging, level)
-    return root_level, per_logger
+            settings.per_logger.append((name, level))
 
 
-def _apply_log_levels(root_level: int, per_logger: list[tuple[str, int]]) -> None:
-    logging.basicConfig(
-        level=root_level,
-        stream=sys.stderr,
-        format="%(levelname)s %(asctime)s %(name)s: %(message)s",
-        force=True,
-    )
-    for logger_name, logger_level in per_logger:
-        logging.getLogger(logger_name).setLevel(logger_level)
+def _set_long_log(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
+    if value:
+        _log_settings(ctx).long_log = True
 
 
-def _configure_logging(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
-    """Group-level ``--log-level``: always configures logging (WARNING when not given)."""
-    _apply_log_levels(*_parse_log_levels(ctx, param, values))
+def _add_log_files(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    _log_settings(ctx).files.extend(_split_items(values))
 
 
-def _configure_logging_late(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
-    """``--log-level`` after the subcommand: only when given, so it never resets the group's."""
-    if values:
-        _apply_log_levels(*_parse_log_levels(ctx, param, values))
-
-
-def _set_progress_late(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
-    """``--progress`` after the subcommand: recorded on the root, where :func:`progress_enabled` reads."""
+def _set_log_tty(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
     if value is not None:
-        ctx.find_root().params["progress"] = value
+        _log_settings(ctx).tty = value
+
+
+def _add_log_labels(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> None:
+    labels = _log_settings(ctx).labels
+    for item in _split_items(values):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", ctx, param)
+        labels[key.strip()] = value.strip()
+
+
+def _set_progress(ctx: click.Context, param: click.Parameter, value: bool | None) -> None:
+    """``--progress`` (before or after the subcommand): recorded on the root, where
+    :func:`progress_enabled` reads it."""
+    if value is not None:
+        ctx.meta[_PROGRESS] = value
 
 
 _LOG_LEVEL_HELP = (
-    "Logging level (CRITICAL, ERROR, WARNING, INFO, DEBUG) for all loggers, or LOGGER=LEVEL for "
-    "one; repeatable. Default WARNING. DEBUG also shows tracebacks for errors."
+    f"Logging level ({', '.join(LEVEL_NAMES)}) for all loggers (LEVEL or .=LEVEL), or "
+    "LOGGER=LEVEL for one logger and those below it; repeatable or comma-separated. Default "
+    "WARNING. DEBUG also shows tracebacks for errors."
+)
+_LONG_LOG_HELP = "Log in the long format: level, time, logger, (labels)(file:line) - message."
+_LOG_FILE_HELP = (
+    "Also append log records to FILE (repeatable): JSON lines (one object per record) if FILE ends "
+    "in .json, formatted text otherwise."
+)
+_LOG_TTY_HELP = "Log to the terminal (stderr; default). --no-log-tty: only to the --log-file files."
+_LOG_LABEL_HELP = (
+    "Add KEY=VALUE to every log record (the JSON records' MDC; the long format's parentheses); repeatable."
 )
 _PROGRESS_HELP = "Show progress bars on stderr for long operations."
 _ANYWHERE = " Global option: accepted before or after the subcommand."
 
-log_level_option = click.option(
-    "--log-level",
-    multiple=True,
-    metavar="[LOGGER=]LEVEL",
-    expose_value=False,
-    is_eager=True,
-    callback=_configure_logging,
-    help=_LOG_LEVEL_HELP + _ANYWHERE,
-)
 
-progress_option = click.option(
-    "--progress/--no-progress",
-    default=False,
-    help=_PROGRESS_HELP + _ANYWHERE,
-)
+def _global_options(*, late: bool) -> list[click.Parameter]:
+    """Fresh copies of the global options: for a root group, or (``late``) for a subcommand.
 
-
-def _late_global_options() -> list[click.Parameter]:
-    """Fresh copies of the global options for a subcommand (click parameters are per command)."""
+    The root group's copies carry the defaults; a subcommand's copies only change what was given
+    after it, so ``bps --long-log report --log-level INFO`` keeps the long format.
+    """
     return [
         click.Option(
             ["--log-level"],
             multiple=True,
             metavar="[LOGGER=]LEVEL",
             expose_value=False,
-            callback=_configure_logging_late,
+            is_eager=not late,
+            callback=_parse_log_level,
             help=_LOG_LEVEL_HELP + _ANYWHERE,
         ),
         click.Option(
-            ["--progress/--no-progress"],
-            default=None,
+            ["--long-log"],
+            is_flag=True,
+            default=None if late else False,
             expose_value=False,
-            callback=_set_progress_late,
+            callback=_set_long_log,
+            help=_LONG_LOG_HELP + _ANYWHERE,
+        ),
+        click.Option(
+            ["--log-file"],
+            multiple=True,
+            metavar="FILE",
+            expose_value=False,
+            callback=_add_log_files,
+            help=_LOG_FILE_HELP + _ANYWHERE,
+        ),
+        click.Option(
+            ["--log-tty/--no-log-tty"],
+            default=None if late else True,
+            expose_value=False,
+            callback=_set_log_tty,
+            help=_LOG_TTY_HELP + _ANYWHERE,
+        ),
+        click.Option(
+            ["--log-label"],
+            multiple=True,
+            metavar="KEY=VALUE",
+            expose_value=False,
+            callback=_add_log_labels,
+            help=_LOG_LABEL_HELP + _ANYWHERE,
+        ),
+        click.Option(
+            ["--progress/--no-progress"],
+            default=None if late else False,
+            expose_value=False,
+            callback=_set_progress,
             help=_PROGRESS_HELP + _ANYWHERE,
         ),
     ]
@@ -150,7 +200,7 @@ def progress_enabled() -> bool:
     ctx = click.get_current_context(silent=True)
     if ctx is None:
         return False
-    return bool(ctx.find_root().params.get("progress", False))
+    return bool(ctx.meta.get(_PROGRESS, False))
 
 
 # --------------------------------------------------------------------------- the error boundary
@@ -286,17 +336,6 @@ _NO_RULES = ErrorRules()
 _COMMAND_CONTEXT = "skybatch.command_context"
 
 
-def _remembering_context(invoke: Callable[[click.Context], Any]) -> Callable[[click.Context], Any]:
-    """Wrap a subcommand's ``invoke`` so the boundary, outside it, still sees the paths it was given."""
-
-    @functools.wraps(invoke)
-    def wrapper(ctx: click.Context) -> Any:
-        ctx.meta[_COMMAND_CONTEXT] = ctx
-        return invoke(ctx)
-
-    return wrapper
-
-
 def _failing_context() -> click.Context | None:
     """The innermost context of the command that raised (click has popped it by now)."""
     ctx = click.get_current_context(silent=True)
@@ -365,7 +404,10 @@ def error_boundary(func: F, rules: ErrorRules = _NO_RULES) -> F:
 class CommandGroup(click.Group):
     """The root group of a skybatch command line: global options anywhere, one error boundary.
 
-    ``error_rules`` and ``path_error_rule`` are this command line's additions (bps's exit codes).
+    The group gets the global options (the logging options and ``--progress``) and ``-h`` as a
+    synonym of ``--help``; every subcommand gets its own copies of the global options, so they
+    also work after it.  ``error_rules`` and ``path_error_rule`` are this command line's additions
+    (bps's exit codes).
     """
 
     def __init__(
@@ -375,17 +417,17 @@ class CommandGroup(click.Group):
         path_error_rule: ErrorRule | None = None,
         **kwargs: Any,
     ) -> None:
-        super().__init__(*args, **kwargs)
+        context_settings = dict(kwargs.pop("context_settings", None) or {})
+        context_settings.setdefault("help_option_names", ["-h", "--help"])
+        super().__init__(*args, context_settings=context_settings, **kwargs)
+        _add_global_options(self, late=False)
         self.error_rules = ErrorRules(dict(error_rules or {}), path_error_rule or ErrorRule())
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = self.find_command(ctx, cmd_name)
         if command is not None and not getattr(command, "_skybatch_global_options", False):
-            taken = {opt for param in command.params for opt in param.opts + param.secondary_opts}
-            for param in _late_global_options():
-                if not taken.intersection(param.opts + param.secondary_opts):
-                    command.params.append(param)
-            command.invoke = _remembering_context(command.invoke)  # type: ignore[method-assign,assignment]
+            _add_global_options(command, late=True)
+            command.invoke = _subcommand_invoke(command.invoke)  # type: ignore[method-assign,assignment]
             command._skybatch_global_options = True  # type: ignore[attr-defined]
         return command
 
@@ -394,4 +436,32 @@ class CommandGroup(click.Group):
         return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
-        return error_boundary(super().invoke, self.error_rules)(ctx)
+        def configured_invoke(ctx: click.Context) -> Any:
+            _LOG_SETUP.apply(_log_settings(ctx))
+            return super(CommandGroup, self).invoke(ctx)
+
+        try:
+            return error_boundary(configured_invoke, self.error_rules)(ctx)
+        finally:
+            _LOG_SETUP.remove()
+
+
+def _add_global_options(command: click.Command, *, late: bool) -> None:
+    """Give ``command`` the global options it does not already define under the same names."""
+    taken = {opt for param in command.params for opt in param.opts + param.secondary_opts}
+    for param in _global_options(late=late):
+        if not taken.intersection(param.opts + param.secondary_opts):
+            command.params.append(param)
+
+
+def _subcommand_invoke(invoke: Callable[[click.Context], Any]) -> Callable[[click.Context], Any]:
+    """Wrap a subcommand's ``invoke``: remember its context for the boundary (which, outside it,
+    still needs the paths it was given), and apply logging options given after the subcommand."""
+
+    @functools.wraps(invoke)
+    def wrapper(ctx: click.Context) -> Any:
+        ctx.meta[_COMMAND_CONTEXT] = ctx
+        _LOG_SETUP.apply(_log_settings(ctx))
+        return invoke(ctx)
+
+    return wrapper

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from butler import DatastoreError
+from butler import TRACE, VERBOSE, DatastoreError
 
 from ._exceptions import QuantumExecutionError
 from ._model import Quantum, TaskInfo
@@ -69,6 +69,9 @@ def execute_quantum(task: PipelineTask, quantum: Quantum, butler: LimitedButler)
                 f"{where}: input {name!r} is missing (did the quantum producing it fail?): {exc}"
             ) from exc
         kwargs[name] = values if conn.multiple else values[0]
+    if _log.isEnabledFor(TRACE):
+        read = {name: [str(ref.id) for ref in refs] for name, refs in quantum.inputs.items()}
+        _log.log(TRACE, "%s: read inputs %s", where, read)
     try:
         result = task.run(**kwargs)
     except Exception as exc:
@@ -94,7 +97,7 @@ def execute_quantum(task: PipelineTask, quantum: Quantum, butler: LimitedButler)
                 # The datastore names the dataset and the file (and "no space left" on a full
                 # disk); only the executor knows which quantum was writing.
                 raise QuantumExecutionError(f"{where}: cannot write output {name!r}: {exc}") from exc
-    _log.debug("%s done in %.3f s", where, time.perf_counter() - start)
+    _log.log(VERBOSE, "%s done in %.3f s", where, time.perf_counter() - start)
 
 
 def write_init_outputs(

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from butler.cli_support import CommandGroup, log_level_option, progress_enabled, progress_option
+from butler.cli_support import CommandGroup, progress_enabled
 
 from ._exit_codes import ERROR_RULES, EXIT_RUN_NOT_SUCCEEDED, PATH_ERROR_RULE
 from ._options import PRECEDENCE, ConfigOverrides, config_overrides, run_id_option
@@ -24,11 +24,8 @@ from ._options import PRECEDENCE, ConfigOverrides, config_overrides, run_id_opti
     "--log-level and --progress may also follow the subcommand.\n\n"
     f"{PRECEDENCE}",
 )
-@log_level_option
-@progress_option
-def main(progress: bool) -> None:
+def main() -> None:
     """Options are handled by their callbacks (logging) or read later (``progress_enabled``)."""
-    del progress
 
 
 def _load(config_file: Path, overrides: ConfigOverrides) -> Any:

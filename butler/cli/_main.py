@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import click
 
-from ..cli_support import log_level_option, progress_option
 from ._group import PluginGroup
 from ._ingest import ingest_files
 from ._query_commands import query_collections, query_dataset_types, query_datasets
@@ -17,11 +16,8 @@ PLUGIN_GROUP = "skybatch.butler_commands"
 @click.group(
     cls=PluginGroup,
     plugin_group=PLUGIN_GROUP,
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
-@log_level_option
-@progress_option
-def main(progress: bool) -> None:
+def main() -> None:
     """Create and query butler data repositories.
 
     Errors in your input are reported as one line on stderr with exit status 1; add --log-level

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 import click
 
-from butler.cli_support import CommandGroup, log_level_option, progress_enabled, progress_option
+from butler.cli_support import CommandGroup, progress_enabled
 
 from .._model import QuantumGraph
 from . import _commands as cmd
@@ -100,10 +100,8 @@ def graph_source_options(*, repo_required: bool) -> Callable[[F], F]:
     return decorator
 
 
-@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@log_level_option
-@progress_option
-def main(progress: bool) -> None:
+@click.group(cls=CommandGroup)
+def main() -> None:
     """Build and run QuantumGraphs.
 
     \b
