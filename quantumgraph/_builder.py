@@ -113,6 +113,8 @@ def _metadata(pipeline: Pipeline, where: str | None, extra: dict[str, Any]) -> d
         "command": " ".join(sys.argv),
         "data_query": where or "",
         "pipeline_source": pipeline.source,
+        # Where task modules were found: bps gives these to batch jobs (PYTHONPATH).
+        "python_path": [str(p) for p in pipeline.python_path],
     }
     meta.update(extra)
     return meta
@@ -141,9 +143,13 @@ def build_quantum_graph(
 
     Raises GraphBuildError when the result would be empty or the collections are unusable, and
     the butler's own errors (MissingDatasetTypeError, QuerySyntaxError, ...) for bad input.
-    The phases are the steps of the module docstring, one function each.
+    The phases are the steps of the module docstring, one function each.  A pipeline that names
+    an ``instrument`` plans quanta of that instrument only (its name is added to the data query).
     """
     universe = butler.universe
+    if pipeline.instrument:
+        constraint = f"instrument = '{pipeline.instrument}'"
+        where = f"{constraint} AND ({where})" if where and where.strip() else constraint
     pgraph = PipelineGraph.build(pipeline, universe)
     _check_collections(butler, input_collections, output_run, output, existing_run_ok)
     dataset_types = _resolve_dataset_types(butler, pgraph)
@@ -171,7 +177,7 @@ def build_quantum_graph(
         output_run=output_run,
         output=output,
         init_outputs=init_outputs,
-        pipeline_yaml=pipeline.yaml_text,
+        pipeline_yaml=pipeline.to_yaml(),
         metadata=_metadata(
             pipeline,
             where,

@@ -123,7 +123,7 @@ def test_connection_rename_from_config(universe: DimensionUniverse) -> None:
         ),
         ("description: x\ntasks: {isr: {klass: quantumgraph.demo.tasks.Isr}}", "unknown key(s) klass"),
         (
-            "description: x\ninstrument: Foo\ntasks: {isr: quantumgraph.demo.tasks.Isr}",
+            "description: x\nsteps: Foo\ntasks: {isr: quantumgraph.demo.tasks.Isr}",
             "unsupported top-level",
         ),
         ("description: x\ntasks: {isr: [quantumgraph.demo.tasks.Isr", "not valid YAML (line 2"),
