@@ -13,6 +13,8 @@ catch either ``BpsError`` or, say, ``ValueError``::
      +-- RunNotFoundError (LookupError)     a run id that matches no recorded run (or several)
      +-- StateFileError (ValueError)        a run's state or workflow file is unreadable or too new
      +-- WmsError (RuntimeError)            the workflow engine failed (wraps the engine's own error)
+     +-- DashboardError (RuntimeError)      ``bps dashboard`` cannot start (extra missing, port taken)
+     +-- UnprotectedDashboardError (ValueError)  a non-loopback --host without --token
 
 The CLI maps these to one-line messages and exit codes in one place (:mod:`bps.cli._exit_codes`).
 """
@@ -67,3 +69,15 @@ class StateFileError(BpsError, ValueError):
 
 class WmsError(BpsError, RuntimeError):
     """The workflow engine itself failed; raised ``from`` the engine's own exception."""
+
+
+class DashboardError(BpsError, RuntimeError):
+    """``bps dashboard`` cannot start: its ``dashboard`` extra is missing or its address cannot be bound."""
+
+
+class UnprotectedDashboardError(BpsError, ValueError):
+    """The dashboard was asked to listen beyond this machine without a token.
+
+    Run states, log tails and submit configs are not for everyone on the network, so a host other
+    than a loopback address needs ``--token``.
+    """

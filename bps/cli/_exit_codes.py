@@ -14,7 +14,13 @@ from butler import ButlerError
 from butler.cli_support import ErrorRule
 from quantumgraph import QuantumGraphError
 
-from .._exceptions import BpsConfigError, BpsError, RunNotFoundError, WmsPluginError
+from .._exceptions import (
+    BpsConfigError,
+    BpsError,
+    RunNotFoundError,
+    UnprotectedDashboardError,
+    WmsPluginError,
+)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -28,6 +34,7 @@ ERROR_RULES: dict[type[BaseException], ErrorRule] = {
     BpsConfigError: ErrorRule(EXIT_USAGE, prefix="submit config: ", one_line=True),
     WmsPluginError: ErrorRule(EXIT_USAGE, one_line=True),
     RunNotFoundError: ErrorRule(EXIT_USAGE, one_line=True),
+    UnprotectedDashboardError: ErrorRule(EXIT_USAGE, one_line=True),
     BpsError: ErrorRule(EXIT_FAILED, one_line=True),
     QuantumGraphError: ErrorRule(EXIT_FAILED, one_line=True),
     ButlerError: ErrorRule(EXIT_FAILED, one_line=True),

@@ -142,3 +142,45 @@ def restart(run_id: str | None) -> None:
             sys.exit(EXIT_RUN_NOT_SUCCEEDED)
     else:
         click.echo(f"Restarted run {record.run_id}.")
+
+
+@main.command(
+    help="Serve a read-only web page over every run in the runs index: states, progress per task, "
+    "failures grouped by exception with log tails, jobs ended over time, memory per task, submit "
+    "configs. It updates itself. JSON of the same data: /api/runs and /api/runs/RUN_ID.\n\n"
+    "Listens on 127.0.0.1 (this machine only) by default; any other --host needs --token, and "
+    "then every request must carry it as the header 'Authorization: Bearer TOKEN' or as ?token=TOKEN "
+    "in the address. Needs the dashboard extra: pip install 'skybatch[dashboard]'."
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8787,
+    show_default=True,
+    help="Port to listen on (0: any free port; the address is printed).",
+)
+@click.option(
+    "--token",
+    envvar="SKYBATCH_DASHBOARD_TOKEN",
+    show_envvar=True,
+    default=None,
+    help="Secret every request must carry; required with a --host other than a loopback address. "
+    "The option wins over the environment variable.",
+)
+@click.option(
+    "--refresh",
+    type=click.FloatRange(min=0.5),
+    default=2.0,
+    show_default=True,
+    help="Seconds between the page's updates.",
+)
+def dashboard(host: str, port: int, token: str | None, refresh: float) -> None:
+    from .._runs import runs_dir
+    from ..dashboard import serve
+
+    def announce(url: str) -> None:
+        access = " (add ?token=TOKEN to the address)" if token else ""
+        click.echo(f"Dashboard of the runs in {runs_dir()} at {url}{access}; read-only, Ctrl-C stops it.")
+
+    serve(host, port, token=token, refresh_seconds=refresh, announce=announce)

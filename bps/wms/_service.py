@@ -43,12 +43,18 @@ class JobReport:
     label: str
     state: JobState
     attempts: int = 0
+    finished: str | None = None
+    """ISO time its last attempt ended, if the engine recorded it (the dashboard plots these)."""
     exit_code: int | None = None
     stdout: Path | None = None
     stderr: Path | None = None
     quantum_ids: tuple[str, ...] = ()
     message: str = ""
     """Why it failed, when there is no exit code (lost worker, missing executable, ...)."""
+    memory_used: int | None = None
+    """Peak memory (MB) of the last attempt that ended, as the engine measured it; None: unknown."""
+    memory_requested: int | None = None
+    """Memory (MB) the last attempt was given, if the engine says (else the workflow's request counts)."""
 
 
 @dataclass(frozen=True, slots=True)

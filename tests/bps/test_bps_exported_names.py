@@ -57,6 +57,18 @@ EXPECTED = {
         "format_timestamp",
         "load_bps_config",
     ],
+    "bps.dashboard": [
+        "DEFAULT_HOST",
+        "DEFAULT_PORT",
+        "DashboardError",
+        "UnprotectedDashboardError",
+        "check_bind",
+        "create_app",
+        "is_loopback",
+        "run_detail",
+        "run_list",
+        "serve",
+    ],
     "bps.wms": [
         "BaseWmsService",
         "ENTRY_POINT_GROUP",

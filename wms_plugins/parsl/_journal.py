@@ -38,6 +38,8 @@ class JobRecord:
     launches: list[tuple[int, str]] = field(default_factory=list)
     """(process group, host) of each launched attempt."""
     exit_codes: list[int] = field(default_factory=list)
+    ended: str | None = None
+    """ISO time of the last ``end`` record (when the last finished attempt ended)."""
 
     @property
     def succeeded(self) -> bool:
@@ -67,7 +69,9 @@ def read_journal(path: Path) -> dict[str, JobRecord]:
                     (int(event["pgid"]), str(event["host"]))
                 )
             elif kind == "end":
-                records.setdefault(name, JobRecord()).exit_codes.append(int(event["exit_code"]))
+                record = records.setdefault(name, JobRecord())
+                record.exit_codes.append(int(event["exit_code"]))
+                record.ended = str(event.get("time")) if event.get("time") else record.ended
         except (ValueError, KeyError, TypeError):
             continue
     return records

@@ -32,7 +32,7 @@ from bps.wms import (
 )
 from bps.workflow import WORKFLOW_FILENAME, WorkflowGraph, read_workflow
 
-from ._journal import apply_journal, read_journal, stop_orphans
+from ._journal import JobRecord, apply_journal, read_journal, stop_orphans
 from ._site import ParslSiteSettings, site_settings
 from ._submit_dir import ParslLayout
 
@@ -57,6 +57,13 @@ def _pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _ended(record: JobRecord | None, state: JobState) -> str | None:
+    """When a finished job's last attempt ended, from its journal (None while it is unfinished)."""
+    if record is None or state not in TERMINAL_STATES:
+        return None
+    return record.ended
 
 
 class ParslService(BaseWmsService):
@@ -132,10 +139,11 @@ class ParslService(BaseWmsService):
             return []
         layout = self._layout(run_id)
         state = read_state(layout.state_file)
+        journal = read_journal(layout.events_file)
         overall, message = state.state, state.message
         if state.state not in TERMINAL_STATES and state.pid is not None:
             if state.host == socket.gethostname() and not _pid_alive(state.pid):
-                apply_journal(state, read_journal(layout.events_file), for_report=True)
+                apply_journal(state, journal, for_report=True)
                 overall = JobState.FAILED
                 message = (
                     f"the process running this workflow (pid {state.pid}) is gone; "
@@ -150,6 +158,7 @@ class ParslService(BaseWmsService):
                 label=status.label,
                 state=status.state,
                 attempts=status.attempts,
+                finished=_ended(journal.get(name), status.state),
                 exit_code=status.exit_code,
                 stdout=layout.stdout(status.label, name),
                 stderr=layout.stderr(status.label, name),
