@@ -213,7 +213,7 @@ def _prepare_claimed(
 ) -> PreparedRun:
     from ._graph import make_graph
     from .workflow._build import build_workflow
-    from .workflow._io import WORKFLOW_FILENAME, write_workflow
+    from .workflow._io import DOT_FILENAME, WORKFLOW_FILENAME, write_dot, write_workflow
 
     _write_config(config, submit_dir / CONFIG_FILENAME)
     graph_path = submit_dir / f"{config.uniq_proc_name}.qgraph"
@@ -230,6 +230,8 @@ def _prepare_claimed(
             close()
     with _timed(timings, "render"):
         write_workflow(submit_dir / WORKFLOW_FILENAME, workflow)
+        if config.save_dot:
+            write_dot(submit_dir / DOT_FILENAME, workflow)
         service = service_class(progress=progress)
         wms_workflow = service.prepare(config, workflow, submit_dir)
     _LOG.info("prepared %d jobs in %s", len(workflow), submit_dir)

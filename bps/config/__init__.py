@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from .._exceptions import BpsConfigError
-from ._load import BUILTIN_PLACEHOLDERS, TOP_LEVEL_KEYS, default_environ, format_timestamp, load_bps_config
+from ._load import BUILTIN_PLACEHOLDERS, default_environ, format_timestamp, load_bps_config
+from ._lsst import TOP_LEVEL_KEYS
 from ._model import (
     BUILTIN_CLUSTER_ALGORITHMS,
     DEFAULT_MEMORY_LIMIT_FACTOR,
     BpsConfig,
     ClusteringConfig,
     ClusterSpec,
+    CommandTemplates,
     FinalJobConfig,
     FinalJobWhen,
     JobResources,
@@ -27,6 +29,7 @@ __all__ = [
     "BpsConfigError",
     "ClusterSpec",
     "ClusteringConfig",
+    "CommandTemplates",
     "FinalJobConfig",
     "FinalJobWhen",
     "JobResources",

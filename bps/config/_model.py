@@ -52,14 +52,19 @@ class JobResources:
     multiplied by this (again on each such retry).  None: memory never grows."""
     memory_limit: int | None = None
     """Megabytes the multiplied memory never exceeds; None: see :meth:`effective_memory_limit`."""
+    request_memory_max: int | None = None
+    """LSST's ``requestMemoryMax``: the most one job may ask for while scaling (capped by
+    ``memory_limit`` when both are set)."""
 
     def effective_memory_limit(self) -> int | None:
-        """The cap of the growing memory: ``memory_limit`` if set, else
-        :data:`DEFAULT_MEMORY_LIMIT_FACTOR` x ``request_memory``; None without a multiplier."""
+        """The cap of the growing memory: the smaller of ``request_memory_max`` and ``memory_limit``
+        where set, else :data:`DEFAULT_MEMORY_LIMIT_FACTOR` x ``request_memory``; None without a
+        multiplier."""
         if self.memory_multiplier is None:
             return None
-        if self.memory_limit is not None:
-            return self.memory_limit
+        caps = [c for c in (self.memory_limit, self.request_memory_max) if c is not None]
+        if caps:
+            return max(min(caps), self.request_memory)
         return self.request_memory * DEFAULT_MEMORY_LIMIT_FACTOR
 
 
@@ -78,6 +83,9 @@ class TaskResources:
     retry_unless_exit: tuple[int, ...] | None = None
     memory_multiplier: float | None = None
     memory_limit: int | None = None
+    request_memory_max: int | None = None
+    multiplier_off: bool = False
+    """``memoryMultiplier`` <= 1 set here: scaling is off at this level whatever the level beneath says."""
 
     def apply(self, base: JobResources) -> JobResources:
         """``base`` with every value this override sets replaced."""
@@ -88,14 +96,19 @@ class TaskResources:
             request_disk=_pick(self.request_disk, base.request_disk),
             request_walltime=_pick(self.request_walltime, base.request_walltime),
             retry_unless_exit=_pick(self.retry_unless_exit, base.retry_unless_exit),
-            memory_multiplier=_pick(self.memory_multiplier, base.memory_multiplier),
+            memory_multiplier=(
+                None if self.multiplier_off else _pick(self.memory_multiplier, base.memory_multiplier)
+            ),
             memory_limit=_pick(self.memory_limit, base.memory_limit),
+            request_memory_max=_pick(self.request_memory_max, base.request_memory_max),
         )
 
     @property
     def is_empty(self) -> bool:
         """Whether this override sets nothing."""
-        return all(getattr(self, f.name) is None for f in fields(self))
+        return not self.multiplier_off and all(
+            getattr(self, f.name) is None for f in fields(self) if f.name != "multiplier_off"
+        )
 
 
 def _pick(value: Any, default: Any) -> Any:
@@ -122,6 +135,9 @@ class FinalJobConfig:
     when_run: FinalJobWhen
     update_output_chain: bool
     resources: JobResources
+    commands: tuple[str, ...] = ()
+    """``command1``, ``command2``... rendered for the final job (job placeholders such as
+    ``{qgraphFile}`` left for the workflow builder); empty: skybatch's own merge command."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +178,9 @@ class ClusterSpec:
     resources: TaskResources = field(default_factory=TaskResources)
     sources: Mapping[str, str] = field(default_factory=dict)
     """Key -> the file that set it; ``""`` -> the file that set the entry."""
+    equal_dimensions: tuple[tuple[str, str], ...] = ()
+    """LSST's ``equalDimensions`` (``visit:exposure``): a task lacking one of a pair is grouped by
+    the other's value."""
 
     def error(self, key: str, message: str) -> BpsConfigError:
         """A config error about ``cluster.<name>.<key>`` naming the file that set it."""
@@ -186,6 +205,25 @@ class ClusteringConfig:
         """A config error about the top-level key ``key``, naming the file that set it."""
         where = self.sources.get(key, "the submit config")
         return BpsConfigError(f"{key}: {message} (in {where})")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandTemplates:
+    """Command lines the operator wrote (LSST's ``runQuantumCommand`` and friends), per job context.
+
+    Each is already rendered for its context (options spliced in, keys substituted); what is left
+    are LSST's job placeholders (``{qgraphFile}``, ``{qgraphNodeId}``, ``{qgraphId}``, ...), which
+    the workflow builder fills per job, and ``${VAR}`` the submitting shell did not set, which the
+    job's own environment fills when it runs.
+    """
+
+    run_quantum: Mapping[str, str]
+    """Context ("" for the default, a task label or a cluster name) -> the quantum job's command."""
+    init: str
+    """The init job's command (``pipetask.pipetaskInit.runQuantumCommand``)."""
+
+    def quantum_template(self, label: str) -> str:
+        return self.run_quantum.get(label, self.run_quantum[""])
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +258,27 @@ class BpsConfig:
     resolved: Mapping[str, Any]
     """The merged, substituted key tree (what the submit directory records)."""
     clustering: ClusteringConfig = field(default_factory=ClusteringConfig)
+    warnings: tuple[str, ...] = ()
+    """One line per LSST key accepted but handled otherwise, and per setting that cannot take
+    effect (also logged at WARNING when the config is loaded)."""
+    run_init: bool = True
+    """``payload.runInit``: whether the workflow has the init job."""
+    init_resources: JobResources | None = None
+    """The init job's resources (``pipetask.pipetaskInit``); None: the global ones."""
+    commands: CommandTemplates | None = None
+    """The operator's command templates; None: skybatch's own commands."""
+    environment: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    """``environment`` per job context ("" for every job, a task label, a cluster name,
+    ``pipetaskInit``, ``finalJob``), already merged over the top level; values resolved."""
+    save_dot: bool = False
+    """``saveDot``: also write the workflow as ``bps_generic_workflow.dot``."""
+    pipeline_fragment: str = ""
+    """What followed ``#`` in ``pipelineYaml`` (LSST's label selection), passed to the pipeline loader."""
+
+    def environment_for(self, label: str) -> tuple[tuple[str, str], ...]:
+        """The environment a job labelled ``label`` gets from ``environment:`` keys."""
+        found = self.environment.get(label)
+        return self.environment.get("", ()) if found is None else found
 
     def resources_for(self, label: str) -> JobResources:
         """Resources of a quantum job of task ``label``: global values with per-task overrides."""

@@ -25,6 +25,7 @@ from ._cluster import QuantumCluster, QuantumGraphSummary, cluster_quanta, job_e
 from ._commands import final_command, init_command, quantum_command, quantum_command_prefix
 from ._graph import WorkflowGraph
 from ._job import FINAL_LABEL, INIT_LABEL, RESERVED_LABELS, GenericJob
+from ._templates import JobCommands
 
 if TYPE_CHECKING:
     from butler import DataCoordinate
@@ -187,26 +188,51 @@ def _build(
     graph_file = str(Path(graph_path).resolve())
     files = (graph_file,)
     workflow = WorkflowGraph(config.uniq_proc_name, final_job_when=config.final_job.when_run)
+    templates = None
+    if config.commands is not None:
+        graph_id = f"{summary.header.id_prefix:x}"
+        templates = JobCommands(
+            config.commands.run_quantum, config.commands.init, config.final_job.commands, graph_file, graph_id
+        )
 
-    init = GenericJob(
-        name=INIT_LABEL,
-        label=INIT_LABEL,
-        command=init_command(repo, graph_file),
-        is_init=True,
-        files=files,
-        **_job_resources(config.resources),
-    )
+    jobs = []
+    if config.run_init:
+        init_resources = config.init_resources or config.resources
+        jobs.append(
+            GenericJob(
+                name=INIT_LABEL,
+                label=INIT_LABEL,
+                command=(
+                    templates.init(INIT_LABEL, INIT_LABEL)
+                    if templates is not None
+                    else init_command(repo, graph_file)
+                ),
+                is_init=True,
+                files=files,
+                environment=config.environment_for(INIT_LABEL),
+                **_job_resources(init_resources),
+            )
+        )
     prefix = quantum_command_prefix(repo, graph_file)
     resources = _Resources(config, task_labels)
-    jobs = [init]
+    environments: dict[str, tuple[tuple[str, str], ...]] = {}
     for cluster, local in zip(clusters, local_types, strict=True):
+        label = cluster.label
+        environment = environments.get(label)
+        if environment is None:
+            environment = environments[label] = config.environment_for(label)
         jobs.append(
             GenericJob(
                 name=cluster.name,
-                label=cluster.label,
-                command=quantum_command(prefix, cluster.quantum_ids, local),
+                label=label,
+                command=(
+                    templates.quantum(cluster.name, label, cluster.quantum_ids, local)
+                    if templates is not None
+                    else quantum_command(prefix, cluster.quantum_ids, local)
+                ),
                 quantum_ids=cluster.quantum_ids,
                 files=files,
+                environment=environment,
                 **resources.for_cluster(cluster, labels),
             )
         )
@@ -215,15 +241,19 @@ def _build(
     has_parent = {child for _, child in job_graph_edges}
     has_children = {parent for parent, _ in job_graph_edges}
     edges = [(names[parent], names[child]) for parent, child in sorted(job_graph_edges)]
-    edges.extend((INIT_LABEL, names[j]) for j in range(len(clusters)) if j not in has_parent)
+    if config.run_init:
+        edges.extend((INIT_LABEL, names[j]) for j in range(len(clusters)) if j not in has_parent)
 
     if config.final_job.when_run is not FinalJobWhen.NEVER:
+        final_argv = templates.final(FINAL_LABEL, FINAL_LABEL) if templates is not None else None
         final = GenericJob(
             name=FINAL_LABEL,
             label=FINAL_LABEL,
-            command=final_command(repo, graph_file, update_output_chain=config.final_job.update_output_chain),
+            command=final_argv
+            or final_command(repo, graph_file, update_output_chain=config.final_job.update_output_chain),
             is_final=True,
             files=files,
+            environment=config.environment_for(FINAL_LABEL),
             **_job_resources(config.final_job.resources),
         )
         jobs.append(final)

@@ -192,15 +192,19 @@ def dimension_clustering(summary: QuantumGraphSummary, config: BpsConfig) -> lis
     tasks = summary.header.tasks
     key_dims: dict[str, tuple[str, ...]] = {}
     spec_of: dict[str, ClusterSpec] = {}
+    same: dict[str, dict[str, str]] = {}  # cluster -> dimension -> its equal partner (equalDimensions)
     for spec in specs:
         dims = key_dims[spec.name] = _key_dimensions(spec, summary.universe) if spec.dimensions else ()
+        pairs = same[spec.name] = {}
+        for a, b in spec.equal_dimensions:
+            pairs[a], pairs[b] = b, a
         for label in spec.pipetasks:
             if label not in tasks:
                 raise spec.error(
                     "pipetasks", f"unknown task label {label!r}; the pipeline's tasks are {', '.join(tasks)}"
                 )
             have = summary.task_dimensions(label)
-            lacking = [d for d in dims if d not in have]
+            lacking = [d for d in dims if d not in have and pairs.get(d) not in have]
             if lacking:
                 raise spec.error(
                     "dimensions",
@@ -231,12 +235,15 @@ def dimension_clustering(summary: QuantumGraphSummary, config: BpsConfig) -> lis
         pos_key = (found.name, data_id.dimensions)
         pos = positions.get(pos_key)
         if pos is None:
-            lacking = [d for d in key_dims[found.name] if d not in data_id.dimensions]
+            have_dims = data_id.dimensions
+            alias = same[found.name]
+            resolved_dims = [d if d in have_dims else alias.get(d, d) for d in key_dims[found.name]]
+            lacking = [d for d in resolved_dims if d not in have_dims]
             if lacking:
                 raise found.error(
                     "dimensions", f"quantum {qid} of task {label!r} has no {', '.join(lacking)}"
                 )
-            pos = positions[pos_key] = tuple(data_id.dimensions.index(d) for d in key_dims[found.name])
+            pos = positions[pos_key] = tuple(have_dims.index(d) for d in resolved_dims)
         values = data_id.values_tuple
         group = (found.name, tuple(values[i] for i in pos))
         members = groups.get(group)

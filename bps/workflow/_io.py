@@ -6,7 +6,8 @@ default flags omit them to keep 20,000-job files small.
 Versions: 1.0 had name, label, command, cpus, memory, retries, quantum IDs, flags and files;
 1.1 adds the optional ``request_disk``, ``request_walltime``, ``retry_unless_exit``,
 ``memory_multiplier`` and ``memory_limit`` (written only when not at their defaults), so 1.0 files
-read as jobs with default values and a 1.0 reader still reads 1.1 files.
+read as jobs with default values and a 1.0 reader still reads 1.1 files.  1.2 adds the optional
+``environment`` (a list of [name, value] pairs from the submit YAML's ``environment:`` keys).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ._job import GenericJob
 
 WORKFLOW_FORMAT = "skybatch.bps.workflow"
 WORKFLOW_MAJOR = 1
-WORKFLOW_MINOR = 1
+WORKFLOW_MINOR = 2
 WORKFLOW_FILENAME = "workflow.json"
 
 
@@ -57,6 +58,8 @@ def _job_to_json(job: GenericJob, file_index: dict[tuple[str, ...], int]) -> dic
         out["memory_multiplier"] = job.memory_multiplier
     if job.memory_limit is not None:
         out["memory_limit"] = job.memory_limit
+    if job.environment:
+        out["environment"] = [list(pair) for pair in job.environment]
     return out
 
 
@@ -115,6 +118,7 @@ def _read(path: Path) -> WorkflowGraph:
                     None if item.get("memory_multiplier") is None else float(item["memory_multiplier"])
                 ),
                 memory_limit=_optional_int(item, "memory_limit"),
+                environment=tuple((str(k), str(v)) for k, v in item.get("environment", ())),
             )
             for item in doc["jobs"]
         )
@@ -122,3 +126,22 @@ def _read(path: Path) -> WorkflowGraph:
     except (KeyError, TypeError, ValueError, IndexError) as err:
         raise StateFileError(f"{path}: malformed workflow file ({type(err).__name__}: {err})") from err
     return workflow
+
+
+#: LSST's name for the workflow drawn as DOT (``saveDot: true``).
+DOT_FILENAME = "bps_generic_workflow.dot"
+
+
+def write_dot(path: Path, workflow: WorkflowGraph) -> None:
+    """The workflow as Graphviz DOT: a node per job (its label as tooltip), an edge per dependency."""
+
+    def quote(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    lines = [f"digraph {quote(workflow.name)} {{"]
+    lines += [f"  {quote(job.name)} [tooltip={quote(job.label)}];" for job in workflow]
+    lines += [f"  {quote(parent)} -> {quote(child)};" for parent, child in workflow.edges()]
+    lines.append("}")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)

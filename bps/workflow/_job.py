@@ -50,3 +50,6 @@ class GenericJob:
     memory_limit: int | None = None
     """Megabytes the multiplied memory never exceeds; set (>= ``request_memory``) exactly when
     ``memory_multiplier`` is.  An engine may lower it to the largest memory its site offers."""
+    environment: tuple[tuple[str, str], ...] = ()
+    """Variables set for this job on top of what the engine passes (the submit YAML's
+    ``environment:``, resolved at submit time; see docs/bps.md for what else reaches a job)."""

@@ -45,6 +45,7 @@ EXPECTED = {
         "BpsConfigError",
         "ClusterSpec",
         "ClusteringConfig",
+        "CommandTemplates",
         "DEFAULT_MEMORY_LIMIT_FACTOR",
         "FinalJobConfig",
         "FinalJobWhen",

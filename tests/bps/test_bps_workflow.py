@@ -150,7 +150,7 @@ def test_file_round_trip_and_version(config: BpsConfig, tmp_path: Path) -> None:
     path = tmp_path / "workflow.json"
     write_workflow(path, wf)
     doc = json.loads(path.read_text())
-    assert doc["format"] == "skybatch.bps.workflow" and doc["version"] == "1.1"
+    assert doc["format"] == "skybatch.bps.workflow" and doc["version"] == "1.2"
     back = read_workflow(path)
     assert back.name == wf.name and back.final_job_when is wf.final_job_when
     for old, new in zip(wf, back, strict=True):

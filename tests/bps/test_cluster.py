@@ -132,6 +132,28 @@ def test_dimension_cluster_without_dimensions_is_one_job(cfg_dir: Path, tmp_path
     assert len(job.quantum_ids) == 3 and wf.children("allGathers") == [FINAL_LABEL]
 
 
+def test_equal_dimensions_group_by_the_partner_dimension(cfg_dir: Path, tmp_path: Path) -> None:
+    """LSST's equalDimensions: isr has no visit, so visit:exposure groups it by its exposure."""
+    extra = """
+clusterAlgorithm: dimension
+cluster:
+  perVisit:
+    pipetasks: isr
+    dimensions: visit
+    equalDimensions: visit:exposure
+"""
+    graph = workload_graph(exposures=2, detectors=3)
+    wf = build(cfg_dir, extra, graph, tmp_path)
+    assert wf.label_counts()["perVisit"] == 2
+    assert sorted(len(job.quantum_ids) for job in wf if job.label == "perVisit") == [3, 3]
+    with pytest.raises(BpsConfigError, match=r"cluster\.perVisit\.dimensions: task 'isr' has dimensions"):
+        build(cfg_dir, extra.replace("    equalDimensions: visit:exposure\n", ""), graph, tmp_path)
+    with pytest.raises(
+        BpsConfigError, match=r"equalDimensions: expected pairs like visit:exposure, got 'visit'"
+    ):
+        make_config(cfg_dir, extra.replace("visit:exposure", "visit"))
+
+
 # -- chain -----------------------------------------------------------------------------------------
 def test_chain_gives_the_dimension_grouping(cfg_dir: Path, tmp_path: Path) -> None:
     graph = workload_graph(exposures=4, detectors=5)
@@ -299,7 +321,8 @@ finalJob: {requestWalltime: 7200}
     chip = wf.job("perChip_Cam_0_1")
     assert (chip.request_memory, chip.request_cpus, chip.request_disk) == (1500, 2, 50)  # the largest
     assert chip.request_walltime == 100 + 600  # one isr then one calibrate
-    assert chip.number_of_retries == 1 and chip.retry_unless_exit == (2, 3, 4)
+    # calibrate sets memoryMultiplier but no numberOfRetries: LSST's 5, the largest of the cluster.
+    assert chip.number_of_retries == 5 and chip.retry_unless_exit == (2, 3, 4)
     assert chip.memory_multiplier == 1.5 and chip.memory_limit == 4 * 1500  # default: 4 x requestMemory
     exposure = wf.job("perExposure_Cam_0")
     assert (exposure.request_memory, exposure.number_of_retries) == (5000, 3)  # the cluster's own keys win

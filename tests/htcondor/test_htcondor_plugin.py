@@ -80,9 +80,11 @@ class Campaign:
     def repo(self) -> PurePosixPath:
         return self.work.inside / "repo"
 
-    def run(self, argv: list[str], *, check: bool = True, timeout: float = 300) -> str:
+    def run(
+        self, argv: list[str], *, check: bool = True, timeout: float = 300, env: dict[str, str] | None = None
+    ) -> str:
         done = self.pool.run_as_user(
-            argv, cwd=self.work.inside, env={"PYTHONPATH": TASKS_PATH}, timeout=timeout
+            argv, cwd=self.work.inside, env={"PYTHONPATH": TASKS_PATH, **(env or {})}, timeout=timeout
         )
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(argv)} exited {done.returncode}\n{done.stdout}\n{done.stderr}")
@@ -107,8 +109,8 @@ class Campaign:
             """
         self.work.write("submit.yaml", textwrap.dedent(submit) + textwrap.dedent(submit_extra))
 
-    def submit(self) -> str:
-        out = self.run(["bps", "submit", "submit.yaml"])
+    def submit(self, env: dict[str, str] | None = None) -> str:
+        out = self.run(["bps", "submit", "submit.yaml"], env=env)
         for line in out.splitlines():
             if line.startswith("Run id:"):
                 return line.split()[2]
@@ -345,3 +347,25 @@ def test_restart_after_a_failure_does_not_rerun_succeeded_jobs(condor_pool: Pool
     assert report["jobs"]["calibrate_DemoCam_1_1"]["attempts"] == 2
     assert report["extra"]["submissions"] == "2"
     assert campaign.datasets("u/skybatch/htc", "calexp", "summary") == {"calexp": 4, "summary": 2}
+
+
+def test_environment_key_reaches_jobs_and_unlisted_shell_variables_do_not(condor_pool: Pool) -> None:
+    """What reaches an HTCondor job (docs/bps.md "Job environment"): the variables listed under
+    ``environment:`` (values from the submitting shell at submit time), and DAGMan's short list;
+    a variable merely exported in the shell that ran ``bps submit`` does not."""
+    campaign = Campaign(condor_pool, condor_pool.make_workdir("htc_env"), exposures=1, detectors=1)
+    extra = """\
+        runQuantumCommand: /usr/bin/env
+        environment:
+          SKY_LISTED: "listed-{payloadName}"
+          SKY_FROM_SHELL: "${SKY_SHELL_ONLY}"
+        """
+    campaign.write_configs(DEMO_PIPELINE.format(fail="[]"), extra)
+    run_id = campaign.submit(env={"SKY_SHELL_ONLY": "from-shell", "SKY_NOT_LISTED": "exported"})
+    report = campaign.wait_finished(run_id)
+    assert report["state"] == "SUCCEEDED", report
+    submit_dir = condor_pool.host_path(report["wms_run_id"])
+    (out,) = (submit_dir / "logs" / "isr").glob("isr_*.out")
+    env = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
+    assert env["SKY_LISTED"] == "listed-htc-test" and env["SKY_FROM_SHELL"] == "from-shell"
+    assert "SKY_NOT_LISTED" not in env and "SKY_SHELL_ONLY" not in env

@@ -215,7 +215,27 @@ class _Description:
         return out
 
 
+_SHELL_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def environment_command(environment: dict[str, str]) -> str:
+    """``environment = "A='x y' B=z"`` in HTCondor's quoted syntax.
+
+    Quotes in values are doubled as HTCondor requires; a ``${VAR}`` the submitting shell did not
+    set becomes ``$ENV(VAR)``, which condor_submit (run by DAGMan) fills from its environment.
+    """
+    parts = []
+    for name, value in environment.items():
+        text = _SHELL_VAR.sub(r"$ENV(\1)", value).replace('"', '""').replace("'", "''")
+        parts.append(f"{name}='{text}'")
+    return f'environment = "{" ".join(parts)}"'
+
+
 def _describe_label(label: str, jobs: list[GenericJob]) -> _Description:
+    if len({job.environment for job in jobs}) > 1:
+        raise WmsError(
+            f"jobs labelled {label} have different environment: settings; one is expected per label"
+        )
     executables = {job.command[0] for job in jobs}
     executable = resolve_executable(jobs[0].command[0]) if len(executables) == 1 else None
     prefix_len = _common_prefix([job.command[1:] for job in jobs])
@@ -265,9 +285,10 @@ def _description_text(desc: _Description, layout: HTCondorLayout, settings: HTCo
     if has_walltime:
         lines.append(f"+MaxWallTimeMins = ($(skywalltime:{desc.walltime}) + 59) / 60")
     lines += _policy_lines(desc, settings.enforce_memory, has_walltime)
-    if settings.environment:
-        env = " ".join(f"{name}='{value}'" for name, value in settings.environment)
-        lines.append(f'environment = "{env}"')
+    environment = dict(settings.environment)
+    environment.update(first.environment)  # the submit YAML's environment: wins over the site's
+    if environment:
+        lines.append(environment_command(environment))
     if settings.requirements:
         lines.append(f"requirements = {settings.requirements}")
     if settings.accounting_group:

@@ -31,7 +31,7 @@ from ._bindings import STATUS_REMOVED, DagmanJob, query_dagman, remove_dag, subm
 from ._render import RenderedDag, render_dag
 from ._report import DagFacts, build_run_report
 from ._runfile import HTCondorRun, Submission, read_run_file, write_run_file
-from ._site import HTCondorSiteSettings, site_settings
+from ._site import HTCondorSiteSettings, lsst_site, site_settings
 from ._status import read_dag_nodes, read_dagman_out, read_node_status, read_nodes_logs, read_rescue_done
 from ._submit_dir import HTCondorLayout
 
@@ -56,7 +56,8 @@ class HTCondorService(BaseWmsService):
 
     # -- prepare / submit -------------------------------------------------------------------------
     def prepare(self, config: BpsConfig, workflow: WorkflowGraph, submit_dir: Path) -> HTCondorWorkflow:
-        settings = site_settings(config.site)  # validate now: `bps prepare` must catch a bad site
+        # Validate now: `bps prepare` must catch a bad site.  LSST's keys become ours first.
+        settings = site_settings(lsst_site(config.site, config.resolved))
         layout = HTCondorLayout(submit_dir.resolve(), workflow.name)
         write_versioned_json(layout.site_file, _SITE_FORMAT, _SITE_MAJOR, 0, settings.to_json())
         rendered = render_dag(workflow, layout, settings)

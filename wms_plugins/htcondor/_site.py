@@ -27,6 +27,7 @@ Keys (all optional)::
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ RESERVED_SUBMIT_COMMANDS = frozenset(
 _SUBMIT_KEY = re.compile(r"^\+?[A-Za-z_][A-Za-z0-9_.]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DAGMAN_KNOB = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_LOG = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +178,62 @@ def _getenv(site: SiteConfig) -> str:
     if isinstance(value, list) and value and all(isinstance(n, str) and _ENV_NAME.match(n) for n in value):
         return ", ".join(value)
     raise site.error("getenv", f"expected true, false or a list of variable names, got {value!r}")
+
+
+#: LSST ctrl_bps_htcondor keys a site (or the top level) may hold, accepted with a warning.
+_LSST_ACCEPTED = {
+    "overwriteJobFiles": "every attempt keeps its own stdout/stderr (logs/<label>/<job>.<cluster>.out|.err)",
+}
+
+
+def lsst_site(site: SiteConfig, top: Mapping[str, Any]) -> SiteConfig:
+    """LSST's HTCondor keys as this plugin's: ``profile.condor.*``, ``wmsConfig``, top-level values.
+
+    LSST looks a job's ``accountingGroup``, ``accountingUser`` and ``profile`` up in the compute
+    site's section, then at the top level; the site wins here too.  ``profile.condor.<command>``
+    is a submit command (``requirements`` joins the site's requirements); ``wmsConfig`` holds
+    DAGMan configuration knobs.  ``&quot;`` in a profile value is read as ``"``: LSST's user
+    guide prints its examples that way, and operators copy them.
+    """
+    merged: dict[str, Any] = {}
+    for key in ("accountingGroup", "accountingUser", "profile", "wmsConfig"):
+        if top.get(key) not in (None, {}, ""):
+            merged[key] = top[key]
+    merged.update(site.settings)
+    if not any(k in merged for k in ("profile", "wmsConfig", *_LSST_ACCEPTED)) and merged == dict(
+        site.settings
+    ):
+        return site
+    sources = dict(site.sources)
+    profile = merged.pop("profile", None)
+    if profile is not None:
+        if not isinstance(profile, Mapping) or not isinstance(profile.get("condor", {}), Mapping):
+            raise site.error("profile", "expected a mapping with a condor: mapping of submit commands")
+        commands = dict(merged.get("submitCommands") or {})
+        for name, value in (profile.get("condor") or {}).items():
+            text = str(value).replace("&quot;", '"')
+            if name == "requirements":
+                current = merged.get("requirements")
+                merged["requirements"] = f"({current}) && ({text})" if current else text
+            else:
+                commands.setdefault(str(name), text)
+        if commands:
+            merged["submitCommands"] = commands
+        sources.setdefault("submitCommands", sources.get("profile", ""))
+    wms_config = merged.pop("wmsConfig", None)
+    if wms_config is not None:
+        if not isinstance(wms_config, Mapping):
+            raise site.error("wmsConfig", "expected a mapping of DAGMan configuration knobs")
+        knobs = {
+            str(k): ("true" if v is True else "false" if v is False else v) for k, v in wms_config.items()
+        }
+        knobs.update(merged.get("dagmanConfig") or {})
+        merged["dagmanConfig"] = knobs
+    for key, instead in _LSST_ACCEPTED.items():
+        if key in merged:
+            merged.pop(key)
+            _LOG.warning("%s: accepted for LSST compatibility and not used; %s", key, instead)
+    return SiteConfig(site.name, merged, sources)
 
 
 def site_settings(site: SiteConfig) -> HTCondorSiteSettings:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class JobSpec:
     number_of_retries: int
     retry_unless_exit: tuple[int, ...] = ()
     """Exit codes after which no retry is made (``retryUnlessExit``)."""
+    environment: tuple[tuple[str, str], ...] = ()
+    """Set on top of the worker's environment (the submit YAML's ``environment:``)."""
 
 
 class JobExitError(Exception):
@@ -99,6 +102,28 @@ def resolve_program(program: str) -> str | None:
     return found
 
 
+_SHELL_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def job_environment(job: JobSpec) -> dict[str, str] | None:
+    """The worker's environment with the job's ``environment:`` over it (None: nothing to add).
+
+    A ``${VAR}`` the submitting shell did not set is filled here, on the worker, from its own
+    environment (left as written if unset there too).
+    """
+    if not job.environment:
+        return None
+    env = dict(os.environ)
+    for name, value in job.environment:
+        env[name] = _SHELL_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+    return env
+
+
+def expand_argv(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
+    """``${VAR}`` left in a command template, filled from the job's environment at run time."""
+    return [_SHELL_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), a) if "${" in a else a for a in argv]
+
+
 def run_job(job: JobSpec, inputs: Sequence[object] = ()) -> int:
     """Run one attempt of ``job``; return 0 or raise :class:`JobExitError`.
 
@@ -116,13 +141,16 @@ def run_job(job: JobSpec, inputs: Sequence[object] = ()) -> int:
         err.write(banner.encode())
         out.flush()
         err.flush()
-        program = resolve_program(job.argv[0])
+        env = job_environment(job)
+        argv = expand_argv(job.argv, os.environ if env is None else env)
+        program = resolve_program(argv[0])
         if program is None:
-            err.write(f"# skybatch: command not found: {job.argv[0]}\n".encode())
+            err.write(f"# skybatch: command not found: {argv[0]}\n".encode())
             raise JobExitError(job.name, EXIT_NOT_FOUND)
         try:
             proc = subprocess.Popen(
-                [sys.executable, _WRAPPER, job.events, job.name, program, *job.argv[1:]],
+                [sys.executable, _WRAPPER, job.events, job.name, program, *argv[1:]],
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,

@@ -218,6 +218,7 @@ class WorkflowRunner:
             events=str(self._layout.events_file),
             number_of_retries=job.number_of_retries,
             retry_unless_exit=job.retry_unless_exit,
+            environment=job.environment,
         )
 
     def _submit_body(self, dfk: Any, body: list[GenericJob]) -> None:

@@ -24,6 +24,7 @@ With ``provider: slurm`` (a Parsl SlurmProvider; each block is one SLURM job of 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -45,6 +46,71 @@ _SLURM_KEYS = (
     "exclusive",
 )
 _WALLTIME = re.compile(r"^(\d+-)?\d{1,3}:[0-5]\d:[0-5]\d$")
+_LOG = logging.getLogger(__name__)
+
+#: LSST ctrl_bps_parsl's generic site classes and what they are here.
+LSST_LOCAL_CLASS = "lsst.ctrl.bps.parsl.sites.Local"
+LSST_SLURM_CLASS = "lsst.ctrl.bps.parsl.sites.Slurm"
+#: LSST ctrl_bps_parsl site keys -> ours (same meaning).
+_LSST_RENAMES = {
+    "cores": "maxThreads",
+    "max_blocks": "maxBlocks",
+    "scheduler_options": "schedulerOptions",
+}
+#: LSST ctrl_bps_parsl site keys accepted with a warning: what the plugin does instead.
+_LSST_ACCEPTED = {
+    "retries": "jobs are retried per numberOfRetries (and retryUnlessExit), not by Parsl",
+    "run_dir": "Parsl's run directory is always <submit dir>/parsl/",
+    "monitorEnable": "Parsl monitoring is not started; bps report reads the plugin's journal",
+    "monitorInterval": "Parsl monitoring is not started",
+    "monitorFilename": "Parsl monitoring is not started",
+    "environment": "local workers inherit bps's environment; list variables under environment: instead",
+    "commandPrefix": "jobs run their command directly; put setup in the environment or workerInit",
+    "mem_per_node": "memory is left to SLURM's default for the partition",
+    "cores_per_node": "htex starts maxWorkers workers per node",
+    "cmd_timeout": "Parsl's default scheduler timeout is used",
+    "strategy": "Parsl's default scaling strategy is used",
+}
+
+
+def translate_lsst_site(site: SiteConfig) -> SiteConfig:
+    """An LSST ctrl_bps_parsl ``site:`` entry (``class:`` and its keys) as this plugin's settings.
+
+    ``class: lsst.ctrl.bps.parsl.sites.Local`` is the threads executor (``cores`` threads);
+    ``...sites.Slurm`` is htex on a SlurmProvider.  LSST's classes for one named site (Princeton's
+    Tiger, SLAC's Sdf, NERSC's Cori, CC-IN2P3, work queue) are refused: they hold that site's
+    settings, which skybatch does not ship.  Other LSST keys warn once and say what happens instead.
+    """
+    settings = dict(site.settings)
+    if "class" not in settings and not any(k in settings for k in (*_LSST_RENAMES, *_LSST_ACCEPTED)):
+        return site
+    cls = settings.pop("class", None)
+    if cls == LSST_LOCAL_CLASS:
+        settings.setdefault("executor", "threads")
+    elif cls == LSST_SLURM_CLASS:
+        settings.setdefault("executor", "htex")
+        settings.setdefault("provider", "slurm")
+    elif cls is not None:
+        raise site.error(
+            "class",
+            f"{cls} is LSST's configuration of one particular site, which skybatch does not ship; use class "
+            f"{LSST_SLURM_CLASS} (or provider: slurm) with that site's partition, or {LSST_LOCAL_CLASS}",
+        )
+    for lsst_key, ours in _LSST_RENAMES.items():
+        if lsst_key in settings:
+            settings.setdefault(ours, settings.pop(lsst_key))
+    for key, instead in _LSST_ACCEPTED.items():
+        if key in settings:
+            settings.pop(key)
+            where = site.sources.get(key) or site.sources.get("", "the submit config")
+            _LOG.warning(
+                "site.%s.%s: accepted for LSST compatibility and not used; %s (in %s)",
+                site.name,
+                key,
+                instead,
+                where,
+            )
+    return SiteConfig(site.name, settings, site.sources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +193,7 @@ def _slurm(site: SiteConfig) -> SlurmSettings:
 
 def site_settings(site: SiteConfig) -> ParslSiteSettings:
     """Validate the compute site's settings; unknown keys are errors (typos must not pass silently)."""
+    site = translate_lsst_site(site)
     provider = _string(site, "provider", "local").lower()
     if provider not in ("local", "slurm"):
         raise site.error("provider", f"expected local or slurm, got {provider!r}")

@@ -90,3 +90,32 @@ def test_shipped_htcondor_example_loads(tmp_path: Path) -> None:
     settings = site_settings(config.site)
     assert settings.accounting_group == "group_survey.prod" and "OpSys" in settings.requirements
     assert config.resources.memory_multiplier == 2 and config.resources.retry_unless_exit == (2,)
+
+
+def test_lsst_profile_accounting_and_wms_config() -> None:
+    """LSST's keys: profile.condor.* (site, else top level), accountingGroup/User, wmsConfig."""
+    from wms_plugins.htcondor._site import lsst_site
+
+    site = SiteConfig(
+        "acsws02",
+        {
+            "profile": {
+                "condor": {
+                    "requirements": "(ALLOCATED_NODE_SET == &quot;ns1&quot;)",
+                    "+JOB_NODE_SET": '"ns1"',
+                }
+            },
+            "accountingUser": "site-user",
+        },
+        {"": "/cfg/site.yaml"},
+    )
+    top = {
+        "accountingGroup": "group_survey",
+        "accountingUser": "top-user",
+        "wmsConfig": {"DAGMAN_GENERATE_SUBDAG_SUBMITS": True},
+    }
+    settings = site_settings(lsst_site(site, top))
+    assert settings.requirements == '(ALLOCATED_NODE_SET == "ns1")'
+    assert settings.submit_commands == (("+JOB_NODE_SET", '"ns1"'),)
+    assert (settings.accounting_group, settings.accounting_user) == ("group_survey", "site-user")
+    assert settings.dagman_config == (("DAGMAN_GENERATE_SUBDAG_SUBMITS", "true"),)
