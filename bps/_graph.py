@@ -42,10 +42,8 @@ def make_graph(config: BpsConfig, dest: Path) -> GraphSummary:
 
     assert config.pipeline_yaml is not None  # the config requires one when there is no qgraphFile
     butler = Butler(config.payload.butler_config, writeable=False)
-    source = str(config.pipeline_yaml)
-    if config.pipeline_fragment:  # LSST's file.yaml#label,...: the pipeline loader selects the labels
-        source += f"#{config.pipeline_fragment}"
-    pipeline = Pipeline.from_file(source)
+    # LSST's FILE.yaml#labels / #subset / #a..b: the loader selects that part of the pipeline.
+    pipeline = Pipeline.from_file(config.pipeline_yaml, selection=config.pipeline_fragment or None)
     graph = build_quantum_graph(
         butler,
         pipeline,

@@ -72,6 +72,8 @@ def execute_quantum(task: PipelineTask, quantum: Quantum, butler: LimitedButler)
     if _log.isEnabledFor(TRACE):
         read = {name: [str(ref.id) for ref in refs] for name, refs in quantum.inputs.items()}
         _log.log(TRACE, "%s: read inputs %s", where, read)
+    if type(task).wants_data_id:
+        kwargs["data_id"] = quantum.data_id
     try:
         result = task.run(**kwargs)
     except Exception as exc:

@@ -150,9 +150,15 @@ class Pipeline:
     """Directories task modules are imported from besides sys.path (see the module docstring)."""
 
     @classmethod
-    def from_file(cls, spec: str | Path) -> Pipeline:
-        """Load ``FILE.yaml`` or ``FILE.yaml#SELECTION`` (imports resolved, contracts checked)."""
-        path, selection = split_pipeline_spec(spec)
+    def from_file(cls, spec: str | Path, *, selection: str | None = None) -> Pipeline:
+        """Load ``FILE.yaml`` or ``FILE.yaml#SELECTION`` (imports resolved, contracts checked).
+
+        ``selection`` given: ``spec`` is the file's path as is, never split at ``#``.
+        """
+        if selection is None:
+            path, selection = split_pipeline_spec(spec)
+        else:
+            path = Path(spec)
         doc, text = read_pipeline_file(path)
         pipeline = cls._from_doc(doc, text)
         if selection is not None:
@@ -316,7 +322,16 @@ class Pipeline:
             doc["contracts"] = [
                 {"contract": c.expression, **({"msg": c.msg} if c.msg else {})} for c in self.contracts
             ]
-        return yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+        return yaml.safe_dump(_plain(doc), sort_keys=False, default_flow_style=False)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples (from command-line overrides, say) as lists, so ``yaml.safe_dump`` can write them."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _make_task(

@@ -143,7 +143,8 @@ def _read_doc(text: str, source: str, base_dir: Path, stack: tuple[Path, ...]) -
     doc = PipelineDoc(source)
     own_parameters = _parameters(data.get("parameters"), source)
     for i, spec in enumerate(_list(data.get("imports"), source, "imports")):
-        _merge_import(doc, _import(spec, source, f"imports[{i}]", base_dir, stack), source, f"imports[{i}]")
+        imported = _import(spec, source, f"imports[{i}]", base_dir, stack)
+        _merge_import(doc, imported, source, f"imports[{i}]", set(own_parameters))
     doc.description = _string(data.get("description"), source, "description") or doc.description
     instrument = _string(data.get("instrument"), source, "instrument")
     if instrument and not _INSTRUMENT_NAME.fullmatch(instrument):
@@ -285,7 +286,8 @@ def restrict(doc: PipelineDoc, keep: set[str]) -> None:
     doc.contracts = [c for c in doc.contracts if c.labels() <= keep]
 
 
-def _merge_import(doc: PipelineDoc, imported: PipelineDoc, source: str, key: str) -> None:
+def _merge_import(doc: PipelineDoc, imported: PipelineDoc, source: str, key: str, own: set[str]) -> None:
+    """Add an imported document; ``own`` are the importing file's parameter names (those may differ)."""
     where = f"{source}: {key}"
     for label, task in imported.tasks.items():
         if label in doc.tasks:
@@ -301,7 +303,7 @@ def _merge_import(doc: PipelineDoc, imported: PipelineDoc, source: str, key: str
             )
         doc.subsets[name] = subset
     for name, value in imported.parameters.items():
-        if name in doc.parameters and doc.parameters[name] != value:
+        if name in doc.parameters and doc.parameters[name] != value and name not in own:
             raise PipelineError(
                 f"{where}: parameter {name!r} has different values in two imported pipelines "
                 f"({doc.parameters[name]!r}, {value!r}); set it in {source}'s own 'parameters'"

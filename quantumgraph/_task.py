@@ -7,6 +7,7 @@ to fetch inputs and store the dict ``run`` returns.  Authors never see butlers o
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -39,10 +40,15 @@ class Output(_Connection):
     """A dataset the task writes; its dimensions must be a subset of the task's."""
 
 
+#: Keyword ``run`` may declare to receive the quantum's data ID; so no connection may use the name.
+DATA_ID_ARGUMENT = "data_id"
+
+
 class PipelineTask:
     """Base class for tasks.  Subclasses set ``dimensions``, connections and ``run``.
 
-    ``run`` receives one keyword argument per input connection and returns a dict mapping
+    ``run`` receives one keyword argument per input connection (plus ``data_id``, the quantum's
+    :class:`~butler.DataCoordinate`, if it declares that parameter) and returns a dict mapping
     output connection names to the objects to store.
     """
 
@@ -52,6 +58,8 @@ class PipelineTask:
     dimensions: ClassVar[tuple[str, ...]] = ()
     inputs: ClassVar[dict[str, Input]] = {}
     outputs: ClassVar[dict[str, Output]] = {}
+    wants_data_id: ClassVar[bool] = False
+    """Whether ``run`` declares a ``data_id`` parameter (worked out when the class is defined)."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -63,8 +71,18 @@ class PipelineTask:
                     inputs[name] = value
                 elif isinstance(value, Output):
                     outputs[name] = value
+        if DATA_ID_ARGUMENT in inputs or DATA_ID_ARGUMENT in outputs:
+            raise PipelineError(
+                f"{cls.__module__}.{cls.__qualname__}: a connection may not be named "
+                f"{DATA_ID_ARGUMENT!r}; run() receives the quantum's data ID under that name"
+            )
         cls.inputs = inputs
         cls.outputs = outputs
+        try:
+            params = inspect.signature(cls.run).parameters
+        except (TypeError, ValueError):  # a run we cannot introspect: pass inputs only
+            params = {}  # type: ignore[assignment]
+        cls.wants_data_id = DATA_ID_ARGUMENT in params
         if isinstance(cls.dimensions, str):
             cls.dimensions = tuple(d.strip() for d in cls.dimensions.split(",") if d.strip())
         else:

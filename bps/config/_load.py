@@ -617,6 +617,8 @@ class _Converter:
         path: KeyPath = ("pipelineYaml",)
         text = self.string(path)
         file_part, sep, fragment = text.partition("#")
+        if sep and not fragment.strip():
+            raise self._error(path, "nothing after '#': give task labels, subset names or a range a..b")
         p = Path(os.path.expanduser(file_part))
         if not p.is_absolute():
             p = self._tree.base_dir_of(path) / p

@@ -10,6 +10,7 @@ everything", with far fewer edges for engines (DAGMan) that pay per edge.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import uuid
 from collections import Counter
@@ -22,7 +23,13 @@ from butler import gc_paused
 from .._exceptions import EmptyGraphError, WorkflowBuildError
 from ..config._model import BpsConfig, FinalJobWhen, JobResources, TaskResources
 from ._cluster import QuantumCluster, QuantumGraphSummary, cluster_quanta, job_edges, job_local_types
-from ._commands import final_command, init_command, quantum_command, quantum_command_prefix
+from ._commands import (
+    final_command,
+    init_command,
+    job_environment,
+    quantum_command,
+    quantum_command_prefix,
+)
 from ._graph import WorkflowGraph
 from ._job import FINAL_LABEL, INIT_LABEL, RESERVED_LABELS, GenericJob
 from ._templates import JobCommands
@@ -195,6 +202,9 @@ def _build(
             config.commands.run_quantum, config.commands.init, config.final_job.commands, graph_file, graph_id
         )
 
+    # Jobs that import task classes get the pipeline's task directories on PYTHONPATH.
+    python_path = [str(p) for p in graph.header.metadata.get("python_path") or []]
+    inherited = os.environ.get("PYTHONPATH")
     jobs = []
     if config.run_init:
         init_resources = config.init_resources or config.resources
@@ -209,7 +219,7 @@ def _build(
                 ),
                 is_init=True,
                 files=files,
-                environment=config.environment_for(INIT_LABEL),
+                environment=job_environment(python_path, config.environment_for(INIT_LABEL), inherited),
                 **_job_resources(init_resources),
             )
         )
@@ -220,7 +230,9 @@ def _build(
         label = cluster.label
         environment = environments.get(label)
         if environment is None:
-            environment = environments[label] = config.environment_for(label)
+            environment = environments[label] = job_environment(
+                python_path, config.environment_for(label), inherited
+            )
         jobs.append(
             GenericJob(
                 name=cluster.name,

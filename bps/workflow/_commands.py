@@ -6,7 +6,9 @@ ever sees the resulting argv lists.
 
 from __future__ import annotations
 
+import os
 import uuid
+from collections.abc import Sequence
 
 
 def init_command(repo: str, graph: str) -> list[str]:
@@ -42,3 +44,23 @@ def final_command(repo: str, graph: str, *, update_output_chain: bool) -> list[s
         argv.append("--update-output-chain")
     argv.append("--register-dataset-types")
     return argv
+
+
+def job_environment(
+    python_path: Sequence[str], configured: tuple[tuple[str, str], ...], inherited: str | None
+) -> tuple[tuple[str, str], ...]:
+    """The environment of a job that imports task classes (init and quantum jobs).
+
+    ``python_path`` is the task search path the graph was built with (graph metadata
+    ``python_path``: the pipeline's ``python_path:`` entries, its files' directories, the build's
+    working directory).  Jobs run elsewhere and must not depend on the submitting shell, so these
+    directories go on ``PYTHONPATH`` explicitly, in front of the ``PYTHONPATH`` the submit YAML's
+    ``environment:`` gives the job (``configured``) or, without one, of ``inherited`` (the
+    submitting process's), so a job still sees what the build saw.
+    """
+    if not python_path:
+        return configured
+    own = dict(configured).get("PYTHONPATH")
+    rest = own if own is not None else inherited
+    value = os.pathsep.join([*python_path, *([rest] if rest else [])])
+    return (*((k, v) for k, v in configured if k != "PYTHONPATH"), ("PYTHONPATH", value))

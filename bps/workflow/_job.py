@@ -52,4 +52,6 @@ class GenericJob:
     ``memory_multiplier`` is.  An engine may lower it to the largest memory its site offers."""
     environment: tuple[tuple[str, str], ...] = ()
     """Variables set for this job on top of what the engine passes (the submit YAML's
-    ``environment:``, resolved at submit time; see docs/bps.md for what else reaches a job)."""
+    ``environment:``, resolved at submit time; see docs/bps.md for what else reaches a job), and,
+    for jobs that import task classes, ``PYTHONPATH`` with the pipeline's task directories first
+    (``_commands.job_environment``)."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from butler import LimitedButler
 
     from .._merge import MergeResult
+    from .._pipeline_graph import PipelineGraph
 
 _log = logging.getLogger("quantumgraph.cli")
 
@@ -120,6 +121,30 @@ def show_graph(graph: QuantumGraph, what: str, out: TextIO | None = None) -> Non
         raise ValueError(f"unknown --show value {what!r}; use summary or quanta")
 
 
+def load_pipeline_graph(pipeline_spec: str, repo: str | None) -> PipelineGraph:
+    """Load ``FILE.yaml[#SELECTION]`` and check it against a dimension universe (no graph built).
+
+    The universe is the repository's when ``repo`` is given, else the built-in default one.
+    """
+    from butler import Butler, DimensionUniverse
+
+    from .._pipeline import Pipeline
+    from .._pipeline_graph import PipelineGraph
+
+    pipeline = Pipeline.from_file(pipeline_spec)
+    if repo is None:
+        universe = DimensionUniverse.default()
+    else:
+        with Butler(repo, writeable=False) as butler:
+            universe = butler.universe
+    return PipelineGraph.build(pipeline, universe)
+
+
+def write_text_file(path: str | Path, text: str) -> None:
+    """Write a picture or YAML the user asked for; a bad path is their error (OSError, one line)."""
+    Path(path).write_text(text)
+
+
 def load_graph(path: str) -> QuantumGraph:
     from .._file import GraphReader
 
@@ -153,7 +178,12 @@ def run_graph(
 
     from .._local_run import run_graph_locally
     from .._merge import transfer_from_graph
+    from .._pipeline import add_task_search_path
     from .._reserve import reserve_output_run
+
+    # A graph loaded with -g was built elsewhere: find its task modules where the build found them
+    # (the laptop counterpart of the PYTHONPATH bps gives batch jobs).
+    add_task_search_path(graph.header.metadata.get("python_path") or [])
 
     with Butler(repo) as butler:
         outputs = [ref for q in graph.quanta for refs in q.outputs.values() for ref in refs]

@@ -12,8 +12,10 @@ import click
 
 from butler.cli_support import CommandGroup, progress_enabled
 
+from .. import _pictures as pictures
 from .._model import QuantumGraph
 from . import _commands as cmd
+from ._show import SHOW_CHOICES, check_show, render
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,7 +74,12 @@ def graph_source_options(*, repo_required: bool) -> Callable[[F], F]:
         click.option(
             "--output-run", metavar="RUN", help="Output RUN collection (default: OUTPUT/<UTC timestamp>)."
         ),
-        click.option("-p", "--pipeline", metavar="PIPELINE.yaml", help="Pipeline YAML file."),
+        click.option(
+            "-p",
+            "--pipeline",
+            metavar="PIPELINE.yaml[#SELECTION]",
+            help="Pipeline YAML file; '#a,b', '#subsetName' or '#a..b' selects part of it.",
+        ),
         click.option(
             "-d",
             "--data-query",
@@ -106,6 +113,7 @@ def main() -> None:
 
     \b
     Laptop workflow:
+      pipetask build -p pipeline.yaml --show pipeline --pipeline-dot pipeline.dot
       pipetask qgraph -b REPO -i DemoCam/defaults -o u/me/demo -p pipeline.yaml --save-qgraph g.qgraph
       pipetask qgraph --qgraph g.qgraph --show summary
       pipetask run -b REPO -i DemoCam/defaults -o u/me/demo -p pipeline.yaml -j 2
@@ -128,16 +136,81 @@ def main() -> None:
     multiple=True,
     help="Print a summary (quanta per task) or one line per quantum (id, task, data ID).",
 )
-def qgraph(source: GraphSource, save_qgraph: str | None, show: tuple[str, ...]) -> None:
+@click.option(
+    "--qgraph-dot",
+    metavar="FILE",
+    help="Write a Graphviz dot picture of the graph (quanta and datasets) to FILE; for small graphs.",
+)
+def qgraph(
+    source: GraphSource, save_qgraph: str | None, show: tuple[str, ...], qgraph_dot: str | None
+) -> None:
     """Build a QuantumGraph (or load one with --qgraph), then save and/or show it."""
     graph = source.obtain()
     if save_qgraph:
         size = cmd.save_graph(graph, save_qgraph)
         click.echo(f"Saved {len(graph)} quanta to {save_qgraph} ({size:,} bytes)", err=True)
+    if qgraph_dot:
+        cmd.write_text_file(qgraph_dot, pictures.quantum_graph_dot(graph))
+        click.echo(f"Wrote a picture of {len(graph)} quanta to {qgraph_dot}", err=True)
     for what in show:
         cmd.show_graph(graph, what)
-    if not save_qgraph and not show:
+    if not save_qgraph and not show and not qgraph_dot:
         cmd.show_graph(graph, "summary")
+
+
+@main.command()
+@click.option(
+    "-p",
+    "--pipeline",
+    required=True,
+    metavar="PIPELINE.yaml[#SELECTION]",
+    help="Pipeline YAML file; '#a,b', '#subset' or '#a..b' selects part of it.",
+)
+@click.option(
+    "-b",
+    "--butler-config",
+    "repo",
+    metavar="REPO",
+    help="Repository whose dimension universe checks the pipeline (default: the built-in universe).",
+)
+@click.option(
+    "--show",
+    "show",
+    multiple=True,
+    metavar="WHAT",
+    help=f"Print one of: {', '.join(SHOW_CHOICES)} (repeatable). config=PATTERN filters fields with "
+    "shell wildcards (case-insensitive), of one task with LABEL::PATTERN.",
+)
+@click.option("--pipeline-dot", metavar="FILE", help="Write a Graphviz dot picture of the pipeline to FILE.")
+@click.option("--pipeline-mermaid", metavar="FILE", help="Write a Mermaid flowchart of the pipeline to FILE.")
+@click.option("-s", "--save-pipeline", metavar="FILE", help="Write the expanded pipeline YAML to FILE.")
+def build(
+    pipeline: str,
+    repo: str | None,
+    show: tuple[str, ...],
+    pipeline_dot: str | None,
+    pipeline_mermaid: str | None,
+    save_pipeline: str | None,
+) -> None:
+    """Load and check a pipeline (imports, parameters, contracts, connections) without a graph.
+
+    With no --show and no output file, prints the task graph.
+    """
+    for what in show:
+        check_show(what)
+    pgraph = cmd.load_pipeline_graph(pipeline, repo)
+    for path, text in (
+        (pipeline_dot, pictures.pipeline_dot),
+        (pipeline_mermaid, pictures.pipeline_mermaid),
+        (save_pipeline, lambda g: g.pipeline.to_yaml()),
+    ):
+        if path:
+            cmd.write_text_file(path, text(pgraph))
+            click.echo(f"wrote {path}", err=True)
+    for what in show:
+        click.echo(render(pgraph, what), nl=False)
+    if not (show or pipeline_dot or pipeline_mermaid or save_pipeline):
+        click.echo(render(pgraph, "task-graph"), nl=False)
 
 
 @main.command()

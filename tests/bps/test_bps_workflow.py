@@ -145,12 +145,23 @@ def test_workflow_graph_api() -> None:
         wf.topological_order()
 
 
-def test_file_round_trip_and_version(config: BpsConfig, tmp_path: Path) -> None:
-    wf = build_workflow(config, tmp_path / "g", workload_graph(2, 2))
+def test_file_round_trip_and_version(
+    config: BpsConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    graph = workload_graph(2, 2)
+    graph.header.metadata["python_path"] = ["/shared/tasks", "/home/me/campaign"]
+    monkeypatch.setenv("PYTHONPATH", "/opt/site")
+    wf = build_workflow(config, tmp_path / "g", graph)
+    expected_env = (("PYTHONPATH", "/shared/tasks:/home/me/campaign:/opt/site"),)
+    assert {job.environment for job in wf if not job.is_final} == {expected_env}
+    assert next(job for job in wf if job.is_final).environment == ()
     path = tmp_path / "workflow.json"
     write_workflow(path, wf)
     doc = json.loads(path.read_text())
     assert doc["format"] == "skybatch.bps.workflow" and doc["version"] == "1.2"
+    assert [job["environment"] for job in doc["jobs"] if "environment" in job][0] == [
+        ["PYTHONPATH", "/shared/tasks:/home/me/campaign:/opt/site"]
+    ]
     back = read_workflow(path)
     assert back.name == wf.name and back.final_job_when is wf.final_job_when
     for old, new in zip(wf, back, strict=True):
@@ -165,6 +176,7 @@ def test_file_round_trip_and_version(config: BpsConfig, tmp_path: Path) -> None:
             old.request_memory,
             old.request_cpus,
             old.number_of_retries,
+            old.environment,
         ) == (
             new.name,
             new.label,
@@ -176,6 +188,7 @@ def test_file_round_trip_and_version(config: BpsConfig, tmp_path: Path) -> None:
             new.request_memory,
             new.request_cpus,
             new.number_of_retries,
+            new.environment,
         )
     assert sorted(back.edges()) == sorted(wf.edges())
     doc["version"] = "2.0"

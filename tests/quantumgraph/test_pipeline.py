@@ -180,3 +180,18 @@ def test_connections_are_collected_from_class_attributes() -> None:
     assert set(Isr.inputs) == {"raw"}
     assert set(Isr.outputs) == {"post_isr"}
     assert Isr.inputs["raw"].dimensions == ("instrument", "exposure", "detector")
+
+
+def test_run_may_ask_for_the_quantum_data_id_which_no_connection_may_be_named() -> None:
+    class WithId(PipelineTask):
+        dimensions = ("instrument", "exposure")
+        raw = Input("raw", "StructuredDataDict", ("instrument", "exposure"))
+
+        def run(self, raw: object, *, data_id: object) -> dict[str, object]:
+            return {}
+
+    assert WithId.wants_data_id and not Isr.wants_data_id
+    with pytest.raises(PipelineError, match="a connection may not be named 'data_id'"):
+
+        class Clash(PipelineTask):
+            data_id = Input("raw", "StructuredDataDict", ("instrument",))

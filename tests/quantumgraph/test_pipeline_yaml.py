@@ -349,3 +349,24 @@ def test_python_path_key_is_relative_to_the_file(tmp_path: Path, monkeypatch: py
     assert f"cannot import module {name!r}" in msg and "python_path" in msg
     path.write_text(f"description: p\npython_path: ../code\ntasks: {{s: {name}.Stats}}\n")
     assert (tmp_path / "code").resolve() in Pipeline.from_file(path).python_path
+
+
+def test_conflicting_imported_parameters_need_the_importing_file_to_decide(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", f"description: a\nparameters: {{o: 1}}\ntasks: {{isr: {ISR}}}\n")
+    write(tmp_path, "b.yaml", f"description: b\nparameters: {{o: 2}}\ntasks: {{cal: {CAL}}}\n")
+    both = write(tmp_path, "both.yaml", "description: both\nimports: [a.yaml, b.yaml]\n")
+    assert "imports[1]: parameter 'o' has different values" in error_of(both)
+    both.write_text("description: both\nimports: [a.yaml, b.yaml]\nparameters: {o: 3}\n")
+    assert Pipeline.from_file(both).parameters["o"] == 3
+
+
+def test_to_yaml_round_trips_the_expanded_pipeline(base: Path) -> None:
+    p = Pipeline.from_file(f"{base}#perDetector").with_config("calibrate", {"fail_detectors": (3, 4)})
+    again = Pipeline.from_yaml(p.to_yaml())
+    assert list(again.tasks) == ["isr", "calibrate"]
+    assert again.tasks["isr"].config.offset == 5.0 and again.tasks["calibrate"].config.fail_detectors == [
+        3,
+        4,
+    ]
+    assert list(again.subsets) == ["perDetector"] and again.instrument == "DemoCam"
+    assert [c.expression for c in again.contracts] == [c.expression for c in p.contracts]

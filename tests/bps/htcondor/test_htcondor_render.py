@@ -267,3 +267,27 @@ def test_relative_program_is_resolved_or_refused(tmp_path: Path, monkeypatch: py
     wf.job("j").command = ["no-such-tool-for-skybatch"]
     with pytest.raises(WmsError, match="cannot find the program"):
         render(wf)
+
+
+def test_job_environment_joins_the_site_environment_quoted() -> None:
+    """bps gives jobs the pipeline's task directories as PYTHONPATH; it must reach the description."""
+    wf = WorkflowGraph("w", final_job_when=FinalJobWhen.ALWAYS)
+    env = (("PYTHONPATH", "/shared/it's/tasks:/opt/x"),)
+    init = GenericJob(
+        "pipetaskInit",
+        "pipetaskInit",
+        [PIPETASK, "pre-exec-init-qbb", REPO, GRAPH],
+        1,
+        1024,
+        0,
+        is_init=True,
+        environment=env,
+    )
+    wf.add_jobs([init])
+    assert "environment = \"OMP_NUM_THREADS='1' PYTHONPATH='/shared/it''s/tasks:/opt/x'\"" in render(wf)
+    other = GenericJob("isr_1", "isr", [PIPETASK, "run-qbb", REPO, GRAPH], 1, 1024, 0, environment=env)
+    odd = GenericJob("isr_2", "isr", [PIPETASK, "run-qbb", REPO, GRAPH], 1, 1024, 0)
+    wf2 = WorkflowGraph("w2", final_job_when=FinalJobWhen.ALWAYS)
+    wf2.add_jobs([other, odd])
+    with pytest.raises(WmsError, match="different environment"):
+        render(wf2)
