@@ -44,7 +44,14 @@ from ._config import TaskConfig
 from ._contracts import ConfigView, Contract
 from ._exceptions import PipelineError
 from ._model import ConnectionInfo, TaskInfo
-from ._pipeline_yaml import PipelineDoc, Subset, expand_labels, read_pipeline_file, read_pipeline_text
+from ._pipeline_yaml import (
+    PipelineDoc,
+    Subset,
+    expand_labels,
+    read_pipeline_file,
+    read_pipeline_text,
+    substitute_parameters,
+)
 from ._task import PipelineTask
 
 
@@ -96,7 +103,10 @@ class TaskDef:
     task_class: type[PipelineTask]
     config: TaskConfig
     overrides: dict[str, Any] = field(default_factory=dict)
-    """The pipeline's config values for this task (after parameters), as given to the Config."""
+    """The config values given to the Config: ``template`` with parameters substituted."""
+    template: dict[str, Any] = field(default_factory=dict)
+    """The pipeline's config values for this task as written (``parameters.NAME`` references kept),
+    command-line overrides included: what the config is rebuilt from when parameters change."""
 
     def dataset_type_of(self, connection: str) -> str:
         return self.task_class.connection_dataset_type(connection, self.config)
@@ -180,7 +190,12 @@ class Pipeline:
         search = tuple(dict.fromkeys([*doc.python_path, Path.cwd()]))
         tasks = {
             label: _make_task(
-                f"{decl.source}: task {label!r}", label, decl.class_path, decl.merged_config(), search
+                f"{decl.source}: task {label!r}",
+                label,
+                decl.class_path,
+                decl.merged_config(),
+                doc.parameters,
+                search,
             )
             for label, decl in doc.tasks.items()
         }
@@ -205,25 +220,43 @@ class Pipeline:
     def with_config(self, label: str, overrides: Mapping[str, Any]) -> Pipeline:
         """A copy with ``overrides`` applied to ``label``'s config (after the YAML's); contracts re-checked.
 
-        The hook for command-line overrides (``-c label:field=value``); values are YAML-typed
-        (``parameters.NAME`` references are substituted as in the file).
+        The hook for command-line overrides (``-c label:field=value``); values are YAML-typed, and
+        ``parameters.NAME`` references are substituted as in the file.
         """
         task = self.tasks.get(label)
         if task is None:
             raise PipelineError(
                 f"{self.source}: no task labelled {label!r} (labels: {', '.join(self.tasks)})"
             )
-        merged = dict(task.overrides)
-        for key, value in overrides.items():
-            if isinstance(value, str) and value.startswith("parameters."):
-                name = value.removeprefix("parameters.")
-                if name not in self.parameters:
-                    raise PipelineError(f"config override {key}={value}: parameter {name!r} is not defined")
-                value = self.parameters[name]
-            merged[key] = value
+        template = {**task.template, **overrides}
         tasks = dict(self.tasks)
-        tasks[label] = _make_task(f"task {label!r}", label, task.class_path, merged, self.python_path)
+        where = f"config override for task {label!r}"
+        tasks[label] = _make_task(where, label, task.class_path, template, self.parameters, self.python_path)
         pipeline = replace(self, tasks=tasks)
+        pipeline.check_contracts()
+        return pipeline
+
+    def with_parameters(self, values: Mapping[str, Any]) -> Pipeline:
+        """A copy with new values for existing ``parameters`` (``-c parameters:NAME=VALUE`` in LSST).
+
+        Every task whose config refers to a changed parameter is rebuilt with the new value, in the
+        YAML's values and in command-line overrides alike; contracts are re-checked.  A name the
+        pipeline does not define is refused (a typo would otherwise change nothing).
+        """
+        unknown = [name for name in values if name not in self.parameters]
+        if unknown:
+            raise PipelineError(
+                f"{self.source}: parameter(s) {', '.join(unknown)} not defined "
+                f"(parameters: {', '.join(self.parameters) or 'none'})"
+            )
+        parameters = {**self.parameters, **values}
+        tasks = {
+            label: _make_task(
+                f"task {label!r}", label, t.class_path, t.template, parameters, self.python_path
+            )
+            for label, t in self.tasks.items()
+        }
+        pipeline = replace(self, tasks=tasks, parameters=parameters)
         pipeline.check_contracts()
         return pipeline
 
@@ -335,8 +368,14 @@ def _plain(value: Any) -> Any:
 
 
 def _make_task(
-    where: str, label: str, class_path: str, overrides: Mapping[str, Any], search: Sequence[Path]
+    where: str,
+    label: str,
+    class_path: str,
+    template: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    search: Sequence[Path],
 ) -> TaskDef:
+    overrides = substitute_parameters(dict(template), parameters, f"{where}: config")
     task_class = import_task_class(class_path, where, search)
     try:
         config = task_class.Config.from_overrides(overrides)
@@ -349,4 +388,4 @@ def _make_task(
             f"{where}: config renames unknown connection(s) {', '.join(sorted(bad))}; "
             f"the task's connections are {', '.join(sorted(known))}"
         )
-    return TaskDef(label, class_path, task_class, config, dict(overrides))
+    return TaskDef(label, class_path, task_class, config, dict(overrides), dict(template))

@@ -127,14 +127,14 @@ def read_pipeline_file(path: Path) -> tuple[PipelineDoc, str]:
     except OSError as exc:
         raise PipelineError(f"cannot read pipeline file {path}: {exc.strerror or exc}") from exc
     doc = _read_doc(text, str(path), path.resolve().parent, (path.resolve(),))
-    _substitute_parameters(doc)
+    _check_parameters(doc)
     return doc, text
 
 
 def read_pipeline_text(text: str, source: str, base_dir: Path) -> PipelineDoc:
     """Load a pipeline from a string; imports and ``python_path`` are relative to ``base_dir``."""
     doc = _read_doc(text, source, base_dir.resolve(), ())
-    _substitute_parameters(doc)
+    _check_parameters(doc)
     return doc
 
 
@@ -450,29 +450,32 @@ def _contract(item: Any, where: str) -> Contract:
     return Contract.parse(item, msg, where)
 
 
-def _substitute_parameters(doc: PipelineDoc) -> None:
-    """Replace config values written ``parameters.NAME`` (whole values or list items) by the value.
+def substitute_parameters(value: Any, parameters: Mapping[str, Any], where: str) -> Any:
+    """``value`` with every ``parameters.NAME`` (a whole value, list item or mapping value) replaced.
 
-    Done once every import is merged, so the outermost file's parameters win.
+    An undefined name is a PipelineError saying ``where`` (file and key) it was written.
     """
+    if isinstance(value, str) and value.startswith(_PARAMETER_PREFIX):
+        name = value[len(_PARAMETER_PREFIX) :]
+        if name not in parameters:
+            raise PipelineError(
+                f"{where}: parameter {name!r} is not defined (parameters: {_names(parameters) or 'none'})"
+            )
+        return parameters[name]
+    if isinstance(value, list | tuple):
+        return [substitute_parameters(v, parameters, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        return {k: substitute_parameters(v, parameters, f"{where}.{k}") for k, v in value.items()}
+    return value
 
-    def sub(value: Any, where: str) -> Any:
-        if isinstance(value, str) and value.startswith(_PARAMETER_PREFIX):
-            name = value[len(_PARAMETER_PREFIX) :]
-            if name not in doc.parameters:
-                raise PipelineError(
-                    f"{where}: parameter {name!r} is not defined "
-                    f"(parameters: {_names(doc.parameters) or 'none'})"
-                )
-            return doc.parameters[name]
-        if isinstance(value, list):
-            return [sub(v, f"{where}[{i}]") for i, v in enumerate(value)]
-        if isinstance(value, Mapping):
-            return {k: sub(v, f"{where}.{k}") for k, v in value.items()}
-        return value
 
+def _check_parameters(doc: PipelineDoc) -> None:
+    """Every ``parameters.NAME`` in every config block names a parameter, checked once all imports
+    are merged (the outermost file's parameters win); the blocks keep the references, which
+    :class:`~quantumgraph.Pipeline` substitutes (and re-substitutes when parameters change)."""
     for task in doc.tasks.values():
         for block in task.configs:
-            block.values = {
-                k: sub(v, f"{block.source}: tasks.{task.label}.config.{k}") for k, v in block.values.items()
-            }
+            for key, value in block.values.items():
+                substitute_parameters(
+                    value, doc.parameters, f"{block.source}: tasks.{task.label}.config.{key}"
+                )

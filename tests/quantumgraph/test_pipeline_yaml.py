@@ -370,3 +370,17 @@ def test_to_yaml_round_trips_the_expanded_pipeline(base: Path) -> None:
     ]
     assert list(again.subsets) == ["perDetector"] and again.instrument == "DemoCam"
     assert [c.expression for c in again.contracts] == [c.expression for c in p.contracts]
+
+
+def test_with_parameters_reaches_yaml_values_and_command_line_overrides(base: Path) -> None:
+    p = Pipeline.from_file(base).with_config("calibrate", {"scale": "parameters.offset"})
+    assert p.tasks["calibrate"].config.scale == 5.0
+    q = p.with_parameters({"offset": 8.0})
+    assert q.tasks["isr"].config.offset == 8.0 and q.tasks["calibrate"].config.scale == 8.0
+    assert q.parameters["offset"] == 8.0 and p.tasks["isr"].config.offset == 5.0  # p is unchanged
+    with pytest.raises(PipelineError, match=r"parameter\(s\) ofset not defined"):
+        p.with_parameters({"ofset": 1.0})
+    with pytest.raises(PipelineError, match="negative scale"):
+        p.with_parameters({"offset": -1.0})
+    with pytest.raises(PipelineError, match="config override for task 'isr': config.offset: parameter 'x'"):
+        p.with_config("isr", {"offset": "parameters.x"})
