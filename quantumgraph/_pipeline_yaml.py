@@ -366,7 +366,7 @@ def _config_blocks(value: Any, where: str) -> list[dict[str, Any]]:
             example = _declarative_example(block["python"])
             raise PipelineError(
                 f"{key}.python: executable configuration is not supported; set the fields as YAML "
-                f"values instead, e.g.\n    config:\n{example}"
+                f"values instead: config: {{{example}}}"
             )
         if "file" in block:
             raise PipelineError(
@@ -380,7 +380,7 @@ def _config_blocks(value: Any, where: str) -> list[dict[str, Any]]:
 
 
 def _declarative_example(python: Any) -> str:
-    """Turn simple ``config.a.b = value`` lines of a refused ``python:`` block into YAML lines."""
+    """Simple ``config.a.b = value`` lines of a refused ``python:`` block as a YAML flow mapping body."""
     lines = []
     for line in str(python).splitlines():
         target, sep, rhs = line.partition("=")
@@ -391,8 +391,8 @@ def _declarative_example(python: Any) -> str:
             and "=" not in rhs[:1]
             and target[7:].replace(".", "").isidentifier()
         ):
-            lines.append(f"      {target[7:]}: {rhs.strip()}")
-    return "\n".join(lines) or "      fieldName: value"
+            lines.append(f"{target[7:]}: {rhs.strip()}")
+    return ", ".join(lines) or "fieldName: value"
 
 
 def _subsets(value: Any, source: str) -> dict[str, Subset]:

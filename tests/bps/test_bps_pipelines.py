@@ -112,3 +112,19 @@ def test_parsl_jobs_import_a_task_module_living_next_to_the_pipeline(campaign: P
         got = sorted((butler.get(ref)["value"], butler.get(ref)["detector"]) for ref in refs)
     # raw 100e+d, +1 (isr), *2 (calibrate), *2 (twice); the detector comes from run()'s data_id
     assert got == [(4 * (100 * e + d + 1), d) for e in (1, 2) for d in (0, 1)]
+
+
+def test_htcondor_prepare_puts_the_pipeline_directory_on_the_jobs_pythonpath(campaign: Path) -> None:
+    """The same path through the HTCondor plugin: the rendered DAG's descriptions carry it."""
+    submit_yaml = campaign / "quickstart.yaml"
+    doc = yaml.safe_load(submit_yaml.read_text())
+    doc["wmsServiceClass"] = "htcondor"
+    doc["computeSite"] = "pool"
+    doc["site"] = {"pool": {}}
+    submit_yaml.write_text(yaml.safe_dump(doc))
+    result = bps("prepare", str(submit_yaml), "--output-run", "u/me/condor")
+    assert result.exit_code == 0, result.output
+    dag = (Path.cwd() / "submit" / "u" / "me" / "condor" / "u_me_condor.dag").read_text()
+    descriptions = dag.split("SUBMIT-DESCRIPTION ")[1:]
+    with_path = [d.split()[0] for d in descriptions if f"PYTHONPATH='{campaign}" in d]
+    assert sorted(with_path) == ["calibrate", "gather", "isr", "pipetaskInit"]
