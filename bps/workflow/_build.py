@@ -26,9 +26,9 @@ from ._cluster import QuantumCluster, QuantumGraphSummary, cluster_quanta, job_e
 from ._commands import (
     final_command,
     init_command,
-    job_environment,
     quantum_command,
     quantum_command_prefix,
+    with_task_search_path,
 )
 from ._graph import WorkflowGraph
 from ._job import FINAL_LABEL, INIT_LABEL, RESERVED_LABELS, GenericJob
@@ -219,7 +219,7 @@ def _build(
                 ),
                 is_init=True,
                 files=files,
-                environment=job_environment(python_path, config.environment_for(INIT_LABEL), inherited),
+                environment=with_task_search_path(python_path, config.environment_for(INIT_LABEL), inherited),
                 **_job_resources(init_resources),
             )
         )
@@ -230,7 +230,7 @@ def _build(
         label = cluster.label
         environment = environments.get(label)
         if environment is None:
-            environment = environments[label] = job_environment(
+            environment = environments[label] = with_task_search_path(
                 python_path, config.environment_for(label), inherited
             )
         jobs.append(

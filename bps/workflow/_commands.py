@@ -46,7 +46,7 @@ def final_command(repo: str, graph: str, *, update_output_chain: bool) -> list[s
     return argv
 
 
-def job_environment(
+def with_task_search_path(
     python_path: Sequence[str], configured: tuple[tuple[str, str], ...], inherited: str | None
 ) -> tuple[tuple[str, str], ...]:
     """The environment of a job that imports task classes (init and quantum jobs).

@@ -54,4 +54,4 @@ class GenericJob:
     """Variables set for this job on top of what the engine passes (the submit YAML's
     ``environment:``, resolved at submit time; see docs/bps.md for what else reaches a job), and,
     for jobs that import task classes, ``PYTHONPATH`` with the pipeline's task directories first
-    (``_commands.job_environment``)."""
+    (``_commands.with_task_search_path``)."""
