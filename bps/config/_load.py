@@ -554,7 +554,10 @@ class _Converter:
         resources = self.top_resources()
         compute_site = self.string(("computeSite",))
         submit_path = self.submit_dir()
+        self._r.pin("submitPath", str(submit_path))
         wms = self.string(("wmsServiceClass",))
+        if not self._set_by_operator(("wmsServiceClass",)) and self._environ.get("BPS_WMS_SERVICE_CLASS"):
+            wms = self._environ["BPS_WMS_SERVICE_CLASS"]  # LSST: the environment beats the defaults
         wms = WMS_ALIASES.get(wms, wms)
         site = self._site(compute_site)
         task_resources = self._task_resources(resources)

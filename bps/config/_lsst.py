@@ -142,6 +142,16 @@ CLUSTER_KEYS = (
 )
 CUSTOM_JOB_KEYS = frozenset({"executable", "arguments"}) | RESOURCE_KEYS | JOB_KEYS
 
+#: Keys LSST lets every job section hold that skybatch applies only per site or per run.
+_PER_JOB = {
+    "profile": "HTCondor submit commands are set per site (site.<name>.profile), not per job",
+    "accountingGroup": "the accounting group is set per site or at the top level, not per job",
+    "accountingUser": "the accounting user is set per site or at the top level, not per job",
+    "computeSite": "one computeSite runs the whole workflow",
+    "preemptible": "skybatch has no preemption flag; a preempted job is retried like any failure",
+    "queue": "there are no queues; computeSite selects where jobs run",
+}
+
 _EB = (
     "skybatch always runs jobs with the quantum-backed butler and registers outputs in the final "
     "merge job (finalJob); there is no execution butler to create or merge"
@@ -191,7 +201,12 @@ ACCEPTED_WITH_WARNING: Mapping[str, str] = {
     "dimensions",
     "cluster.*.partitionMaxClusters": "a dimension cluster is not split further",
     "cluster.*.clusterTemplate": "cluster job names are <cluster>_<data ID values>",
-    "pipetask.*.queue": "there are no queues; computeSite selects where jobs run",
+    **{
+        f"{section}.{key}": instead
+        for key, instead in _PER_JOB.items()
+        for section in ("pipetask.*", "cluster.*")
+    },
+    **{f"finalJob.{key}": instead for key, instead in _PER_JOB.items()},
 }
 
 #: Values of these keys under which skybatch does exactly what LSST does (no warning then).
@@ -211,6 +226,8 @@ SILENT_VALUES: Mapping[str, tuple[Any, ...]] = {
     "finalJob.implementation": ("JOB", "job"),
     "overwriteJobFiles": (False, "false", "False"),
     "finalJob.overwriteJobFiles": (False, "false", "False"),
+    "pipetask.*.overwriteJobFiles": (False, "false", "False"),
+    "cluster.*.overwriteJobFiles": (False, "false", "False"),
 }
 
 #: What a non-default value of these keys does instead.
@@ -222,6 +239,8 @@ VALUE_WARNINGS: Mapping[str, str] = {
     "run the jobs",
     "overwriteJobFiles": "every attempt keeps its own stdout/stderr (logs/<label>/<job>.<cluster>.out|.err)",
     "finalJob.overwriteJobFiles": "every attempt keeps its own stdout/stderr",
+    "pipetask.*.overwriteJobFiles": "every attempt keeps its own stdout/stderr",
+    "cluster.*.overwriteJobFiles": "every attempt keeps its own stdout/stderr",
 }
 
 #: LSST's wmsServiceClass values -> our plugin names.
@@ -238,8 +257,9 @@ def warning_for(path: tuple[str | int, ...], value: Any) -> str | None:
     """The one-line warning for an LSST key set at ``path`` to ``value``, or None if it needs none."""
     dotted = ".".join(str(p) for p in path)
     wildcard = ".".join([str(path[0]), "*", *map(str, path[2:])]) if len(path) > 2 else ""
-    if dotted in SILENT_VALUES and value in SILENT_VALUES[dotted]:
-        return None
+    for key in (dotted, wildcard):
+        if key and key in SILENT_VALUES and value in SILENT_VALUES[key]:
+            return None
     for key in (dotted, wildcard):
         if key and key in VALUE_WARNINGS:
             return f"{dotted}: {value!r} is accepted for LSST compatibility; skybatch: {VALUE_WARNINGS[key]}"

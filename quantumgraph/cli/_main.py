@@ -286,8 +286,8 @@ def pre_exec_init_qbb(repo: str, graph: str) -> None:
     "node_ids",
     multiple=True,
     metavar="ID",
-    help="Quantum to run (repeatable, run in the order given); default: every quantum in the graph, "
-    "in order.",
+    help="Quantum to run (repeatable or comma-separated, as LSST's {qgraphNodeId}; run in the order "
+    "given); default: every quantum in the graph, in order.",
 )
 @click.option(
     "--job-local",
@@ -314,6 +314,7 @@ def run_qbb(
     A quantum whose input comes from a quantum that failed earlier in the same run is skipped.
     Exits with status 1 if any quantum failed or was skipped.
     """
+    node_ids = tuple(part.strip() for value in node_ids for part in value.split(",") if part.strip())
     done, errors = cmd.run_qbb(repo, graph, node_ids, job_local, clobber_outputs=clobber_outputs)
     for line in errors:
         click.echo(f"error: {line}", err=True)

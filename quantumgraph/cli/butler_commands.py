@@ -33,8 +33,19 @@ from butler.cli_support import progress_enabled
     help="The jobs were rerun with --clobber-outputs: record already-registered outputs as their "
     "files are now (size, checksum). Without it their records are kept.",
 )
+@click.option(
+    "--transfer-dimensions",
+    is_flag=True,
+    help="Accepted for LSST's final-job command; nothing to do: the graph was built from REPO, whose "
+    "dimension records its outputs use.",
+)
 def transfer_from_graph(
-    graph: str, repo: str, update_output_chain: bool, register_dataset_types: bool, clobber_outputs: bool
+    graph: str,
+    repo: str,
+    update_output_chain: bool,
+    register_dataset_types: bool,
+    clobber_outputs: bool,
+    transfer_dimensions: bool,
 ) -> None:
     """Register a graph's outputs that exist in REPO (the merge job).
 
@@ -52,6 +63,8 @@ def transfer_from_graph(
     from butler.progress import progress_bar
 
     from .._merge import transfer_from_graph as merge
+
+    del transfer_dimensions  # see its help: the records are in REPO already
 
     butler = Butler(repo)
     with progress_bar(0, "Checking outputs", enabled=progress_enabled()) as bar:

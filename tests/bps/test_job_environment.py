@@ -13,7 +13,7 @@ import pytest
 from bps_testutil import MINIMAL, NOW, workload_graph, write_yaml
 
 from bps.config import load_bps_config
-from bps.workflow import build_workflow
+from bps.workflow import WorkflowGraph, build_workflow
 from wms_plugins.htcondor._render import environment_command
 from wms_plugins.parsl import ParslService
 
@@ -92,3 +92,25 @@ def test_htcondor_dag_carries_each_labels_environment(cfg_dir: Path, tmp_path: P
     assert "SKY_AT_RUN_TIME='$ENV(SKY_WORKER_ONLY)/x'" in isr
     gather = text[text.index("SUBMIT-DESCRIPTION gather {") :].split("}", 1)[0]
     assert "SKY_LISTED='gather-demo'" in gather
+
+
+def test_parsl_fills_wms_attempt_num_per_attempt(cfg_dir: Path, tmp_path: Path) -> None:
+    """``{wmsAttemptNum}``: 0 on the first attempt, then 1 (DAGMan's $(RETRY) numbering)."""
+    extra = """
+numberOfRetries: 1
+runQuantumCommand: "/bin/sh -c 'echo attempt={wmsAttemptNum}; test {wmsAttemptNum} -ge 1'"
+"""
+    config = load_bps_config(
+        write_yaml(cfg_dir / "submit.yaml", MINIMAL + extra), now=NOW, environ={"USER": "a"}
+    )
+    submit_dir = tmp_path / "submit"
+    submit_dir.mkdir()
+    built = build_workflow(config, submit_dir / "g.qgraph", workload_graph(exposures=1, detectors=1))
+    workflow = WorkflowGraph(built.name)  # the isr job alone is enough
+    workflow.add_jobs([built.job("isr_Cam_0_0")])
+    service = ParslService()
+    run_id = service.submit(service.prepare(config, workflow, submit_dir))
+    (report,) = service.report(run_id)
+    assert report.state.value == "SUCCEEDED"
+    log = (submit_dir / "logs" / "isr" / "isr_Cam_0_0.out").read_text()
+    assert [line for line in log.splitlines() if line.startswith("attempt=")] == ["attempt=0", "attempt=1"]

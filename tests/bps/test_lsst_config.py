@@ -241,3 +241,23 @@ def test_environment_errors(cfg_dir: Path, env: dict[str, str]) -> None:
         load(cfg_dir, env, "environment: {1X: a}\n")
     with pytest.raises(BpsConfigError, match=r"environment\.X: expected a single value, got a list"):
         load(cfg_dir, env, "environment: {X: [a]}\n")
+
+
+def test_bps_wms_service_class_environment_beats_the_default_only(cfg_dir: Path, env: dict[str, str]) -> None:
+    shell = {**env, "BPS_WMS_SERVICE_CLASS": "lsst.ctrl.bps.htcondor.HTCondorService"}
+    assert load(cfg_dir, shell, "").wms_service_class == "htcondor"
+    assert load(cfg_dir, shell, "wmsServiceClass: parsl\n").wms_service_class == "parsl"
+
+
+def test_job_level_keys_applied_per_site_warn(cfg_dir: Path, env: dict[str, str]) -> None:
+    cfg = load(
+        cfg_dir,
+        env,
+        "pipetask: {isr: {profile: {condor: {rank: Memory}}, queue: q, overwriteJobFiles: false}}\n"
+        "finalJob: {computeSite: other}\n",
+    )
+    assert sorted(w.split(":")[0] for w in cfg.warnings) == [
+        "finalJob.computeSite",
+        "pipetask.isr.profile",
+        "pipetask.isr.queue",
+    ]

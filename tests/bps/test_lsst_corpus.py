@@ -167,28 +167,24 @@ def test_execution_butler_keys_warn_once_and_change_nothing(prepared: dict[str, 
     assert sum(w.startswith("executionButler:") for w in p.warnings) == 1  # logged once too
     # The operator's pipetaskInit.runQuantumCommand runs, with {outCollection} (LSST's old name
     # of outputRun) and the job placeholders filled; LSST's ${CTRL_MPEXEC_DIR}/bin/pipetask is ours.
-    init = _job(p, "pipetaskInit").command
+    command = _job(p, "pipetaskInit").command
     run = p.config.payload.output_run
+    repo = str(p.config.payload.butler_config)
+    assert command[:3] == ["pipetask", "--long-log", "--log-level=VERBOSE"]  # {initPreCmdOpts}
+    init = command[3:]
     assert init[:8] == [
-        "pipetask",
         "run",
         "-b",
-        str(p.config.payload.butler_config),
+        repo,
         "-i",
         "DemoCam/defaults",
-    ] + [
         "-o",
         "u/alice/pcheck_ebutler",
+        "--output-run",
     ]
-    assert init[8:12] == ["--output-run", run, "--qgraph", _graph(p)]
-    assert init[12:] == [
-        "--qgraph-id",
-        init[13],
-        "--qgraph-node-id",
-        "--clobber-outputs",
-        "--init-only",
-        "--extend-run",
-    ]
+    assert init[8:12] == [run, "--qgraph", _graph(p), "--qgraph-id"] and re.fullmatch(r"[0-9a-f]+", init[12])
+    # {qgraphNodeId} of the init job is empty: the argument is dropped, as a shell would.
+    assert init[13:] == ["--qgraph-node-id", "--clobber-outputs", "--init-only", "--extend-run"]
     assert _job(p, "finalJob").command[:2] == ["butler", "transfer-from-graph"]
 
 
@@ -197,17 +193,21 @@ def test_qbb_defaults_render_as_lsst_documents(prepared: dict[str, Prepared]) ->
     assert p.config is not None
     repo = p.config.payload.butler_config
     isr = _job(p, "isr")
+    # {runPreCmdOpts} -> {defaultPreCmdOpts}: LSST's "--long-log --log-level=VERBOSE" (ours too).
+    opts = ["--long-log", "--log-level=VERBOSE"]
     assert isr.command == [
         "pipetask",
+        *opts,
         "run-qbb",
         repo,
         _graph(p),
         "--qgraph-node-id",
         str(isr.quantum_ids[0]),
     ]
-    assert _job(p, "pipetaskInit").command == ["pipetask", "pre-exec-init-qbb", repo, _graph(p)]
+    assert _job(p, "pipetaskInit").command == ["pipetask", *opts, "pre-exec-init-qbb", repo, _graph(p)]
     assert _job(p, "finalJob").command == [
         "butler",
+        *opts,
         "transfer-from-graph",
         _graph(p),
         repo,
@@ -249,8 +249,9 @@ def test_execution_butler_era_final_job_never(prepared: dict[str, Prepared]) -> 
     assert p.config is not None
     assert "finalJob" not in p.jobs  # finalJob.whenRun: NEVER
     isr = _job(p, "isr")
-    assert isr.command[:4] == ["pipetask", "run", "--butler-config", p.config.payload.butler_config]
-    assert isr.command[4:8] == ["-i", "DemoCam/defaults", "-o", "u/alice/pipelines_check"]
+    opts = ["--long-log", "--log-level=VERBOSE"]  # {runPreCmdOpts}: LSST's default
+    assert isr.command[:6] == ["pipetask", *opts, "run", "--butler-config", p.config.payload.butler_config]
+    assert isr.command[6:10] == ["-i", "DemoCam/defaults", "-o", "u/alice/pipelines_check"]
 
 
 def test_memory_scaling_example(prepared: dict[str, Prepared]) -> None:
@@ -368,3 +369,50 @@ def test_save_dot_writes_the_workflow_graph(
     dot = (run.submit_dir / "bps_generic_workflow.dot").read_text()
     assert dot.startswith("digraph ") and '"pipetaskInit" -> "isr_DemoCam_1_1";' in dot
     assert dot.count(" -> ") == len(list(run.wms_workflow.workflow.edges()))
+
+
+def test_lsst_qbb_templates_with_clustering_run_for_real(
+    corpus_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LSST's quantum-backed-butler templates and a dimension cluster, submitted on Parsl: every job
+    runs the command the operator's files wrote, and the outputs are registered."""
+    from bps._submit import submit_prepared
+    from butler import Butler
+
+    monkeypatch.chdir(tmp_path)
+    submit = tmp_path / "submit.yaml"
+    includes = [PIPELINES_CHECK, "ctrl_bps/python/lsst/ctrl/bps/etc/bps_qbb.yaml"]
+    includes.append("ctrl_bps/doc/quickstart/dimension_clustering.yaml")
+    submit.write_text("includeConfigs:\n" + "".join(f"  - {CORPUS / name}\n" for name in includes))
+    config = load_bps_config(submit, environ=corpus_env(tmp_path, corpus_repo))
+    run = prepare(config)
+    cluster = next(job for job in run.wms_workflow.workflow if job.label == "clusterLabel1")
+    ids = ",".join(str(q) for q in cluster.quantum_ids)
+    assert cluster.command[-2:] == ["--qgraph-node-id", ids] and "," in ids
+    record = submit_prepared(run)
+    (report,) = run.service.report(record.wms_run_id or record.run_id)
+    assert report.state.value == "SUCCEEDED", report
+    with Butler(str(corpus_repo), writeable=False) as butler:
+        found = {
+            t: len(butler.query_datasets(t, config.payload.output)) for t in ("postISR", "calexp", "summary")
+        }
+    assert found == {"postISR": 1, "calexp": 1, "summary": 1}
+
+
+def test_pipeline_yaml_label_selection_is_passed_to_the_pipeline_loader(
+    corpus_repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LSST's ``pipelineYaml: file.yaml#labels`` (pipelines_check.yaml names ``#processCcd``)."""
+    monkeypatch.chdir(tmp_path)
+    env = corpus_env(tmp_path, corpus_repo)
+    config = load_bps_config(
+        CORPUS / PIPELINES_CHECK, {"pipelineYaml": f"{CORPUS}/pipeline.yaml#isr,calibrate"}, environ=env
+    )
+    assert config.pipeline_yaml == CORPUS / "pipeline.yaml" and config.pipeline_fragment == "isr,calibrate"
+    run = prepare(config)
+    assert sorted(job.label for job in run.wms_workflow.workflow) == [
+        "calibrate",
+        "finalJob",
+        "isr",
+        "pipetaskInit",
+    ]

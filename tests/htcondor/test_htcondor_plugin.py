@@ -355,7 +355,7 @@ def test_environment_key_reaches_jobs_and_unlisted_shell_variables_do_not(condor
     a variable merely exported in the shell that ran ``bps submit`` does not."""
     campaign = Campaign(condor_pool, condor_pool.make_workdir("htc_env"), exposures=1, detectors=1)
     extra = """\
-        runQuantumCommand: /usr/bin/env
+        runQuantumCommand: /usr/bin/env SKY_ATTEMPT={wmsAttemptNum} /usr/bin/env
         environment:
           SKY_LISTED: "listed-{payloadName}"
           SKY_FROM_SHELL: "${SKY_SHELL_ONLY}"
@@ -369,3 +369,4 @@ def test_environment_key_reaches_jobs_and_unlisted_shell_variables_do_not(condor
     env = dict(line.split("=", 1) for line in out.read_text().splitlines() if "=" in line)
     assert env["SKY_LISTED"] == "listed-htc-test" and env["SKY_FROM_SHELL"] == "from-shell"
     assert "SKY_NOT_LISTED" not in env and "SKY_SHELL_ONLY" not in env
+    assert env["SKY_ATTEMPT"] == "0"  # {wmsAttemptNum}: DAGMan's $(RETRY), 0 on the first attempt

@@ -197,7 +197,7 @@ class _Description:
         if self.executable is None:
             out.append(("skyexe", resolve_executable(job.command[0])))
         if self.per_node_args:
-            out.append(("skyargs", quote_arguments(job.command[1 + self.prefix_len :])))
+            out.append(("skyargs", _quoted_arguments(_argv(job)[1 + self.prefix_len :])))
         if job.request_cpus != self.cpus:
             out.append(("skycpus", str(job.request_cpus)))
         if job.request_memory != self.memory:
@@ -212,7 +212,34 @@ class _Description:
             out.append(("skydisk", str(_disk(job) * 1024)))
         if _walltime(job) != self.walltime:
             out.append(("skywalltime", str(_walltime(job))))
+        if _has_attempt(job):
+            out.append(("skyattempt", "$(RETRY)"))
         return out
+
+
+#: LSST's run-time placeholder for the attempt number; DAGMan's $(RETRY) is 0 on the first attempt.
+ATTEMPT_PLACEHOLDER = "{wmsAttemptNum}"
+
+
+def _has_attempt(job: GenericJob) -> bool:
+    return any(ATTEMPT_PLACEHOLDER in arg for arg in job.command)
+
+
+#: Stands for ``$(skyattempt)`` through argument quoting (which would escape its ``$``).
+_ATTEMPT_MARK = "SKYBATCHATTEMPTMARK"
+
+
+def _argv(job: GenericJob) -> list[str]:
+    """The job's command with ``{wmsAttemptNum}`` marked for :func:`_quoted_arguments`."""
+    if not _has_attempt(job):
+        return job.command
+    return [arg.replace(ATTEMPT_PLACEHOLDER, _ATTEMPT_MARK) for arg in job.command]
+
+
+def _quoted_arguments(args: Sequence[str]) -> str:
+    """:func:`quote_arguments`, with ``{wmsAttemptNum}`` as ``$(skyattempt)``: a node VARS that
+    DAGMan sets to its ``$(RETRY)`` on every attempt (the macro exists only in VARS values)."""
+    return quote_arguments(args).replace(_ATTEMPT_MARK, "$(skyattempt)")
 
 
 _SHELL_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -238,7 +265,7 @@ def _describe_label(label: str, jobs: list[GenericJob]) -> _Description:
         )
     executables = {job.command[0] for job in jobs}
     executable = resolve_executable(jobs[0].command[0]) if len(executables) == 1 else None
-    prefix_len = _common_prefix([job.command[1:] for job in jobs])
+    prefix_len = _common_prefix([_argv(job)[1:] for job in jobs])
     per_node_args = any(len(job.command) - 1 > prefix_len for job in jobs)
     with_multiplier = [job for job in jobs if _multiplier(job)]
     multiplier = _usual(with_multiplier, lambda j: _multiplier(j) or 1.0) if with_multiplier else None
@@ -260,7 +287,7 @@ def _describe_label(label: str, jobs: list[GenericJob]) -> _Description:
 
 def _description_text(desc: _Description, layout: HTCondorLayout, settings: HTCondorSiteSettings) -> str:
     first = desc.jobs[0]
-    common = quote_arguments(first.command[1 : 1 + desc.prefix_len])
+    common = _quoted_arguments(_argv(first)[1 : 1 + desc.prefix_len])
     arguments = " ".join(part for part in (common, "$(skyargs)" if desc.per_node_args else "") if part)
     if desc.multiplier is not None:
         memory = T.MEMORY_GROWING.format(

@@ -124,6 +124,21 @@ def expand_argv(argv: Sequence[str], env: Mapping[str, str]) -> list[str]:
     return [_SHELL_VAR.sub(lambda m: env.get(m.group(1), m.group(0)), a) if "${" in a else a for a in argv]
 
 
+#: LSST's run-time placeholder for the attempt number: 0 on the first attempt, as DAGMan's $(RETRY).
+ATTEMPT_PLACEHOLDER = "{wmsAttemptNum}"
+
+
+def _next_attempt(stdout: Path) -> int:
+    """This job's attempt number, counted in a small file beside its stdout (0, 1, 2...)."""
+    counter = stdout.with_name(stdout.name + ".attempt")
+    try:
+        attempt = int(counter.read_text()) + 1
+    except (OSError, ValueError):
+        attempt = 0
+    counter.write_text(str(attempt))
+    return attempt
+
+
 def run_job(job: JobSpec, inputs: Sequence[object] = ()) -> int:
     """Run one attempt of ``job``; return 0 or raise :class:`JobExitError`.
 
@@ -143,6 +158,9 @@ def run_job(job: JobSpec, inputs: Sequence[object] = ()) -> int:
         err.flush()
         env = job_environment(job)
         argv = expand_argv(job.argv, os.environ if env is None else env)
+        if any(ATTEMPT_PLACEHOLDER in a for a in argv):
+            attempt = str(_next_attempt(Path(job.stdout)))
+            argv = [a.replace(ATTEMPT_PLACEHOLDER, attempt) for a in argv]
         program = resolve_program(argv[0])
         if program is None:
             err.write(f"# skybatch: command not found: {argv[0]}\n".encode())
