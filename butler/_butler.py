@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -84,9 +85,18 @@ class Butler:
 
     @classmethod
     def create(
-        cls, path: str | Path, *, universe: DimensionUniverse | None = None, db_url: str | None = None
+        cls,
+        path: str | Path,
+        *,
+        universe: DimensionUniverse | None = None,
+        db_url: str | None = None,
+        config: RepoConfig | None = None,
     ) -> Butler:
-        """Create a new repository at ``path`` (which must not exist or be an empty directory)."""
+        """Create a new repository at ``path`` (which must not exist or be an empty directory).
+
+        ``config`` (e.g. from :meth:`RepoConfig.from_seed`) gives the database, datastore root and
+        template; ``db_url``, when given, wins over its database.
+        """
         root = Path(path).absolute()
         if root.exists():
             if not root.is_dir():
@@ -101,7 +111,12 @@ class Butler:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise RepositoryError(f"cannot create a repository at {root}: {err.strerror}") from err
-        config = RepoConfig(db=db_url or f"sqlite:///{root / REGISTRY_FILE}", template=DEFAULT_TEMPLATE)
+        if config is None:
+            config = RepoConfig(db=f"sqlite:///{root / REGISTRY_FILE}", template=DEFAULT_TEMPLATE)
+        elif config.template is None:
+            config = replace(config, template=DEFAULT_TEMPLATE)
+        if db_url is not None:
+            config = replace(config, db=db_url)
         registry = Registry.create(config.resolved_db(root), universe or DimensionUniverse.default())
         try:
             records = DatastoreRecordStore(registry.metadata, registry.transaction, dataset_fk="dataset.id")
@@ -241,13 +256,17 @@ class Butler:
         return ref
 
     def ingest(
-        self, refs_and_paths: Iterable[tuple[DatasetRef, str | Path]], transfer: TransferMode = "copy"
+        self,
+        refs_and_paths: Iterable[tuple[DatasetRef, str | Path]],
+        transfer: TransferMode = "copy",
+        formatter: str | None = None,
     ) -> list[DatasetRef]:
         """Register existing files as datasets (runs created as needed), all or nothing.
 
         Each ref carries its UUID (make one with ``uuid.uuid4()``); its data ID is checked against
         the dimension records.  ``copy``/``symlink`` place the file at the datastore's path;
-        ``direct`` records it where it is and never deletes it.
+        ``direct`` records it where it is and never deletes it.  ``formatter`` names the
+        formatter that reads the files (default: the storage class's).
         """
         self._check_writeable()
         items = list(refs_and_paths)
@@ -268,7 +287,7 @@ class Butler:
                     )
                 by_id = {ref.id: ref for ref in out}
                 for ref, path in items:
-                    infos.append(self.datastore.ingest(path, by_id[ref.id], transfer))
+                    infos.append(self.datastore.ingest(path, by_id[ref.id], transfer, formatter))
                 self._records.insert(infos, connection=conn)
         except BaseException:
             for info in infos:
@@ -365,8 +384,15 @@ class Butler:
         where: str | None = None,
         data_id: Mapping[str, Any] | None = None,
         find_first: bool = True,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
     ) -> list[DatasetRef]:
         """Registry query over the Butler's default collections unless others are given."""
         return self.registry.query_datasets(
-            dataset_type, self._search(collections), where, data_id, find_first
+            dataset_type, self._search(collections), where, data_id, find_first, order_by, limit
         )
+
+    def uris(self, refs: Iterable[DatasetRef]) -> dict[uuid.UUID, str]:
+        """The ``file://`` URIs of the files of those of ``refs`` that have one (one query)."""
+        infos = self.get_records(ref.id for ref in refs)
+        return {dataset_id: self.datastore.abspath(info).as_uri() for dataset_id, info in infos.items()}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,59 @@ class RepoConfig:
             except DatastorePathError as err:
                 raise RepositoryError(f"{source}: datastore.template: {err}") from None
         return cls(db=registry["db"], datastore_root=root, template=template, verify_checksums=verify)
+
+    @classmethod
+    def from_seed(
+        cls, seed: Mapping[str, Any], source: str, *, repo: Path, override: bool
+    ) -> tuple[RepoConfig, list[str]]:
+        """The configuration of a new repository from a seed file (``butler create --seed-config``).
+
+        A seed is a partial ``butler.yaml`` (LSST's seed files have the same ``registry.db`` and
+        ``datastore.root`` / ``datastore.template`` keys); keys skybatch has no use for are listed
+        in the returned notes rather than failing, since LSST seeds carry many.  As in LSST,
+        the seed's repository-relative settings -- ``datastore.root`` and a SQLite ``registry.db``
+        -- are used only with ``override``; without it the repository keeps its own.  LSST's
+        ``<butlerRoot>`` in either stands for the repository directory.
+        Returns the configuration and notes for the user.
+        """
+        default_db = f"sqlite:///{repo.absolute() / REGISTRY_FILE}"
+        if not isinstance(seed, Mapping):
+            raise RepositoryError(f"{source} is not a butler configuration (expected a mapping)")
+        notes: list[str] = []
+        registry = seed.get("registry") or {}
+        datastore = seed.get("datastore") or {}
+        if not isinstance(registry, Mapping) or not isinstance(datastore, Mapping):
+            raise RepositoryError(f"{source}: 'registry' and 'datastore' must be mappings")
+        ignored = [f"{k}" for k in seed if k not in ("registry", "datastore", "version")]
+        ignored += [f"registry.{k}" for k in registry if k != "db"]
+        ignored += [f"datastore.{k}" for k in datastore if k not in ("root", "template", "verify_checksums")]
+        if ignored:
+            notes.append(f"{source}: ignored keys skybatch does not use: {', '.join(ignored)}")
+        db = registry.get("db", default_db)
+        root = datastore.get("root", ".")
+        if not isinstance(db, str) or not isinstance(root, str):
+            raise RepositoryError(f"{source}: registry.db and datastore.root must be strings")
+        db = db.replace("<butlerRoot>", str(repo.absolute()))
+        root = (
+            "."
+            if root in ("<butlerRoot>", "<butlerRoot>/")
+            else root.replace("<butlerRoot>", str(repo.absolute()))
+        )
+        if db != default_db and db.startswith("sqlite:") and not override:
+            notes.append(f"{source}: registry.db {db} not used (a SQLite file; pass --override to use it)")
+            db = default_db
+        if root != "." and not override:
+            notes.append(f"{source}: datastore.root {root} not used (pass --override to use it)")
+            root = "."
+        data = {
+            "version": CONFIG_VERSION,
+            "registry": {"db": db},
+            "datastore": {
+                "root": root,
+                **{k: datastore[k] for k in ("template", "verify_checksums") if k in datastore},
+            },
+        }
+        return cls.from_dict(data, source), notes
 
     @classmethod
     def read(cls, repo: Path) -> RepoConfig:

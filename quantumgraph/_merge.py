@@ -11,13 +11,14 @@ It runs whether the workflow succeeded or not: whatever exists is merged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from butler import DatasetRef, MissingDatasetTypeError, StoredFileInfo
 
+from ._exceptions import GraphBuildError
 from ._model import GraphHeader
 
 if TYPE_CHECKING:
@@ -40,6 +41,8 @@ class MergeResult:
     output: str | None
     temporaries_removed: int = 0
     """Stale temporary files of killed jobs removed from the run's directories."""
+    dry_run: bool = False
+    """Nothing was changed; ``registered`` is what a real merge would newly register."""
 
     @property
     def missing(self) -> int:
@@ -86,14 +89,29 @@ def transfer_from_graph(
     update_output_chain: bool = True,
     progress: Callable[[int], None] | None = None,
     clobber_outputs: bool = False,
+    dataset_types: Collection[str] = (),
+    dry_run: bool = False,
 ) -> MergeResult:
     """Register the graph's outputs that exist in ``butler``'s datastore; idempotent.
 
     An output registered by an earlier merge keeps its record, unless ``clobber_outputs``: its
     jobs were rerun with ``--clobber-outputs``, so the record is replaced by one describing the
     file now there (size and checksum), in the same transaction.
+
+    ``dataset_types``: only outputs of these types (each must be one of the graph's); the counts
+    then cover only them.  ``dry_run``: look, change nothing; ``registered`` counts what a real
+    merge would newly register.
     """
     header, refs = _predicted_refs(Path(graph_path))
+    if dataset_types:
+        unknown = sorted(set(dataset_types) - set(header.dataset_types))
+        if unknown:
+            raise GraphBuildError(
+                f"--dataset-type {', '.join(unknown)}: not a dataset type of {graph_path} "
+                f"(its types: {', '.join(sorted(header.dataset_types))})"
+            )
+        wanted = set(dataset_types)
+        refs = [ref for ref in refs if ref.dataset_type.name in wanted]
     found: list[tuple[DatasetRef, StoredFileInfo]] = []
     datastore = butler.datastore
     for ref in refs:
@@ -103,6 +121,17 @@ def transfer_from_graph(
             found.append((ref, info))
         if progress is not None:
             progress(1)
+    if dry_run:
+        recorded = butler.get_records(ref.id for ref, _ in found)
+        new = sum(1 for ref, _ in found if ref.id not in recorded)
+        _log.info(
+            "dry run: %d of %d predicted outputs found; %d would be newly registered in %s",
+            len(found),
+            len(refs),
+            new,
+            header.output_run,
+        )
+        return MergeResult(len(refs), len(found), new, header.output_run, header.output, 0, dry_run=True)
     registry = butler.registry
     with registry.transaction():
         # Name order: concurrent merges then take the same row locks in the same order (no deadlock).

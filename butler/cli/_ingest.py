@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,39 @@ def read_file_table(
     return dimensions, out
 
 
+#: LSST's ``--id-generation-mode`` values.
+ID_GENERATION_MODES = ("UNIQUE", "DATAID_TYPE", "DATAID_TYPE_RUN")
+
+#: Namespace of the reproducible (name-based, version 5) dataset IDs: fixed forever, or the
+#: same file ingested later would get another ID.
+_ID_NAMESPACE = uuid.UUID("5c6f1a52-8d0e-4f43-9a1e-2f9b1c7d0e11")
+
+
+def dataset_id(mode: str, dataset_type: str, data_id: Mapping[str, object], run: str) -> uuid.UUID:
+    """A new dataset's ID: random (UNIQUE), or derived from what identifies it (the other modes)."""
+    if mode == "UNIQUE":
+        return uuid.uuid4()
+    key = [dataset_type, *(f"{name}={data_id[name]}" for name in sorted(data_id))]
+    if mode == "DATAID_TYPE_RUN":
+        key.append(f"run={run}")
+    return uuid.uuid5(_ID_NAMESPACE, "\x1f".join(key))
+
+
+def _formatter_name(value: str) -> str:
+    """Our formatter name from ours (``json``) or LSST's class path (``...json.JsonFormatter``)."""
+    from ..formatters import formatter_names
+
+    name = value.rpartition(".")[2]
+    if name.lower().endswith("formatter") and len(name) > len("formatter"):
+        name = name[: -len("formatter")]
+    name = name.lower()
+    if name not in formatter_names():
+        raise click.BadParameter(
+            f"{value!r}: unknown formatter; known: {', '.join(formatter_names())}", param_hint="--formatter"
+        )
+    return name
+
+
 def _parse_data_id(values: tuple[str, ...]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in values:
@@ -86,6 +120,23 @@ def _parse_data_id(values: tuple[str, ...]) -> dict[str, str]:
     help="A data ID value shared by every file, e.g. instrument=Cam (repeatable). A dimension may "
     "come from here or from a TABLE column, not both.",
 )
+@click.option(
+    "--formatter",
+    metavar="NAME",
+    default=None,
+    help="Formatter that reads the files, instead of the storage class's default: "
+    "yaml, json or npy, or LSST's class path of one (lsst.daf.butler.formatters.json.JsonFormatter). "
+    "It must be able to hold the storage class's objects.",
+)
+@click.option(
+    "--id-generation-mode",
+    type=click.Choice(ID_GENERATION_MODES, case_sensitive=False),
+    default="UNIQUE",
+    show_default=True,
+    help="Dataset IDs: UNIQUE (random), DATAID_TYPE (the same for the same dataset type and data ID, "
+    "in any repository), DATAID_TYPE_RUN (the same for the same dataset type, data ID and RUN: "
+    "ingesting one raw into several repositories gives it one ID everywhere).",
+)
 def ingest_files(
     repo: str,
     dataset_type: str,
@@ -94,6 +145,8 @@ def ingest_files(
     transfer: str,
     prefix: str | None,
     data_id: tuple[str, ...],
+    formatter: str | None,
+    id_generation_mode: str,
 ) -> None:
     """Ingest the files listed in TABLE as datasets of DATASET_TYPE into RUN.
 
@@ -111,6 +164,8 @@ def ingest_files(
     """
     from .. import Butler, DatasetRef
 
+    mode = id_generation_mode.upper()
+    formatter_name = None if formatter is None else _formatter_name(formatter)
     constant = _parse_data_id(data_id)
     dimensions, rows = read_file_table(Path(table), Path(prefix) if prefix else None)
     both = sorted(set(constant) & set(dimensions))
@@ -123,6 +178,6 @@ def ingest_files(
             values_by_dim: dict[str, Any] = dict(constant)
             values_by_dim.update(zip(dimensions, values, strict=True))
             coord = butler.registry.expand_data_id(values_by_dim, dt.dimensions)
-            items.append((DatasetRef(uuid.uuid4(), dt, coord, run), path))
-        refs = butler.ingest(items, transfer=transfer)  # type: ignore[arg-type]
+            items.append((DatasetRef(dataset_id(mode, dt.name, coord, run), dt, coord, run), path))
+        refs = butler.ingest(items, transfer=transfer, formatter=formatter_name)  # type: ignore[arg-type]
     click.echo(f"Ingested {len(refs)} file(s) as {dt.name} into run {run} (transfer: {transfer})")

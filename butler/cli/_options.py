@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 
-def _split_commas(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+def split_commas(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
     """Accept ``--collections a,b --collections c`` as (a, b, c), order kept, duplicates dropped."""
     out: list[str] = []
     for value in values or ():
@@ -21,7 +21,7 @@ repo_argument = click.argument("repo", metavar="REPO", type=click.Path(file_okay
 collections_option = click.option(
     "--collections",
     multiple=True,
-    callback=_split_commas,
+    callback=split_commas,
     metavar="COLLECTION[,COLLECTION...]",
     help="Collections to search, in order (repeatable, or comma-separated). CHAINED collections are "
     "expanded into their runs.",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import click
 import yaml
 
 from ._options import repo_argument
+
+_log = logging.getLogger(__name__)
 
 
 def _load_yaml(path: str, what: str) -> object:
@@ -33,23 +36,49 @@ def _load_yaml(path: str, what: str) -> object:
     default=None,
     help="YAML dimension universe to use instead of the default one shipped with skybatch.",
 )
-def create(repo: str, db_url: str | None, dimension_config: str | None) -> None:
+@click.option(
+    "--seed-config",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="YAML butler configuration to start from: registry.db, datastore.root, datastore.template, "
+    "datastore.verify_checksums (other keys of LSST seed files are ignored with a warning). "
+    "--db-url wins over its registry.db.",
+)
+@click.option(
+    "--override",
+    is_flag=True,
+    help="Let the seed's repository-relative settings (datastore.root, a SQLite registry.db) "
+    "replace the repository's own, as in LSST; without it they are ignored with a warning.",
+)
+def create(
+    repo: str, db_url: str | None, dimension_config: str | None, seed_config: str | None, override: bool
+) -> None:
     """Create an empty butler repository at REPO.
 
     REPO must not exist or must be an empty directory. The dimension universe is stored in the
     registry, so the repository keeps it even if skybatch's default changes later.
 
     \b
-    Example:
+    Examples:
       butler create my_repo
+      butler create my_repo --seed-config seed.yaml
     """
     from .. import Butler
     from .._dimensions import DimensionUniverse
+    from .._repo_config import RepoConfig
 
     universe = None
     if dimension_config is not None:
         universe = DimensionUniverse(_load_yaml(dimension_config, "a dimension universe"))  # type: ignore[arg-type]
-    butler = Butler.create(repo, universe=universe, db_url=db_url)
+    config = None
+    if seed_config is not None:
+        seed = _load_yaml(seed_config, "a butler seed configuration") or {}
+        config, notes = RepoConfig.from_seed(seed, seed_config, repo=Path(repo), override=override)  # type: ignore[arg-type]
+        for note in notes:
+            _log.warning("%s", note)
+    elif override:
+        raise click.UsageError("--override needs --seed-config (the settings to override with)")
+    butler = Butler.create(repo, universe=universe, db_url=db_url, config=config)
     butler.close()
     click.echo(f"Created butler repository at {Path(repo).absolute()}")
 

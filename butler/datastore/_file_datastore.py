@@ -217,19 +217,29 @@ class FileDatastore:
                 "--clobber-outputs to replace it (then merge with --clobber-outputs)"
             )
 
-    def ingest(self, src: Path | str, ref: DatasetRef, transfer: TransferMode) -> StoredFileInfo:
+    def ingest(
+        self, src: Path | str, ref: DatasetRef, transfer: TransferMode, formatter_name: str | None = None
+    ) -> StoredFileInfo:
         """Make the existing file ``src`` the file of ``ref``.
 
         ``copy`` copies it to the predicted path, ``symlink`` puts a symbolic link to it there
         (both atomically, like :meth:`write`); ``direct`` records ``src`` where it is, by absolute
-        path, without touching it.  The file must already be in the storage class's format, as
-        judged by its suffix (``.yaml``/``.yml``, ``.json``, ``.npy``); its contents are not read.
+        path, without touching it.  The file must already be in the storage class's format (or
+        ``formatter_name``'s, which must be able to hold the storage class's type), as judged by
+        its suffix (``.yaml``/``.yml``, ``.json``, ``.npy``); its contents are not read.
         """
         if transfer not in _TRANSFER_MODES:
             raise DatastoreError(
                 f"unknown transfer mode {transfer!r}; choose one of: {', '.join(_TRANSFER_MODES)}"
             )
         sc, formatter = self._storage(ref.dataset_type.storage_class)
+        if formatter_name is not None and formatter_name != formatter.name:
+            formatter = get_formatter(formatter_name)
+            if sc.pytype_name not in formatter.pytypes:
+                raise DatastoreError(
+                    f"cannot ingest {src} as dataset {ref} with formatter {formatter.name}: it cannot "
+                    f"hold storage class {sc.name} ({sc.pytype_name}) objects"
+                )
         source = Path(src).absolute()
         try:
             src_stat = source.stat()

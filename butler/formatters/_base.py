@@ -38,6 +38,11 @@ class Formatter(ABC):
     accepted_suffixes: ClassVar[tuple[str, ...]] = ()
     """Suffixes of files this formatter can read when they are ingested (``extension`` always is)."""
 
+    pytypes: ClassVar[frozenset[str]] = frozenset()
+    """Storage-class Python types (``StorageClass.pytype_name``) whose objects this formatter can
+    read back faithfully, so it may replace a storage class's default one (``butler ingest-files
+    --formatter``).  Empty: only where it is the default."""
+
     @abstractmethod
     def write(self, obj: object, path: StrPath) -> None:
         """Write ``obj`` to ``path``, replacing whatever is there."""

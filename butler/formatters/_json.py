@@ -15,6 +15,7 @@ class JsonFormatter(Formatter):
 
     name = "json"
     extension = ".json"
+    pytypes = frozenset({"dict", "object"})
 
     def write(self, obj: object, path: StrPath) -> None:
         # Serialise before opening the file so an unserialisable value never creates one.

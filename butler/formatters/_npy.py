@@ -18,6 +18,7 @@ class NpyFormatter(Formatter):
 
     name = "npy"
     extension = ".npy"
+    pytypes = frozenset({"numpy.ndarray"})
 
     def write(self, obj: object, path: StrPath) -> None:
         import numpy

@@ -48,6 +48,7 @@ class YamlFormatter(Formatter):
     name = "yaml"
     extension = ".yaml"
     accepted_suffixes = (".yml",)
+    pytypes = frozenset({"dict", "object"})
 
     def write(self, obj: object, path: StrPath) -> None:
         try:

@@ -286,8 +286,16 @@ class DatasetManager:
         where: str | None = None,
         data_id: Mapping[str, Any] | None = None,
         find_first: bool = True,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
     ) -> list[DatasetRef]:
-        """Datasets of one type in ``collections`` matching ``data_id`` and the ``where`` expression."""
+        """Datasets of one type in ``collections`` matching ``data_id`` and the ``where`` expression.
+
+        Without ``order_by`` or ``limit`` the result is sorted by data ID.  ``order_by`` names
+        dimensions (``detector``) or dimension fields (``exposure.exposure_time``), each with a
+        leading ``-`` for descending order; the database sorts by them, then by data ID, and
+        ``limit`` keeps the first rows of that order.
+        """
         with self._db.connection() as conn:
             dt_id, dt = self._types.resolve(conn, dataset_type)
             runs = self._collections.resolve(conn, collections)
@@ -310,25 +318,66 @@ class DatasetManager:
                 from ..query import compile_where, parse
 
                 conds.append(compile_where(parse(where), resolver))
+            sorted_in_sql = bool(order_by) or limit is not None
+            sort_by: list[tuple[sa.ColumnElement[Any], bool]]
+            rank = sa.case({rid: i for i, rid in enumerate(run_ids)}, value=t.c.run_id)
+            # Sort keys as labelled columns, so the find-first query can sort its outer select.
+            keys = [
+                (column.label(f"_order{i}"), descending)
+                for i, (column, descending) in enumerate(_order_columns(resolver, order_by))
+            ]
+            keys += [(t.c[d].label(f"_order_{d}"), False) for d in dt.dimensions]
+            keys.append((rank.label("_order_rank"), False))
             cols = [t.c.id, t.c.run_id, *(t.c[d] for d in dt.dimensions)]
+            extra = [key for key, _ in keys] if sorted_in_sql else []
             if find_first and len(run_ids) > 1:
-                rank = sa.case({rid: i for i, rid in enumerate(run_ids)}, value=t.c.run_id)
                 row_number = sa.func.row_number().over(partition_by=t.c.data_id_key, order_by=rank)
                 inner = (
-                    sa.select(*cols, row_number.label("_rn")).select_from(resolver.from_clause).where(*conds)
+                    sa.select(*cols, *extra, row_number.label("_rn"))
+                    .select_from(resolver.from_clause)
+                    .where(*conds)
                 )
                 sub = inner.subquery("found")
                 stmt = sa.select(*(sub.c[c.name] for c in cols)).where(sub.c["_rn"] == 1)
+                sort_by = [(sub.c[key.name], descending) for key, descending in keys] if extra else []
             else:
                 stmt = sa.select(*cols).select_from(resolver.from_clause).where(*conds)
+                sort_by = [(key.element, descending) for key, descending in keys]
+            if sorted_in_sql:
+                stmt = stmt.order_by(*(c.desc() if descending else c.asc() for c, descending in sort_by))
+                if limit is not None:
+                    stmt = stmt.limit(limit)
             try:
                 rows = list(conn.execute(stmt).all())
             except sa.exc.StatementError as err:
                 raise QueryError(f"query on {dt.name} could not be evaluated: {err.orig}") from err
         names = {rid: name for name, rid in runs}
         order = {rid: i for i, rid in enumerate(run_ids)}
-        rows.sort(key=lambda r: (tuple(r[2:]), order[r[1]]))
+        if not sorted_in_sql:
+            rows.sort(key=lambda r: (tuple(r[2:]), order[r[1]]))
         return [
             DatasetRef(row[0], dt, DataCoordinate(dt.dimensions, tuple(row[2:])), names[row[1]])
             for row in rows
         ]
+
+
+def _order_columns(
+    resolver: DatasetQueryResolver, order_by: Sequence[str]
+) -> list[tuple[sa.ColumnElement[Any], bool]]:
+    """(column, descending) for each ``[-]dimension`` or ``[-]dimension.field`` of ``order_by``."""
+    out = []
+    for term in order_by:
+        name = term.strip()
+        descending = name.startswith("-")
+        name = name.removeprefix("-").strip()
+        element, dot, field = name.partition(".")
+        if not element or (dot and not field):
+            raise QueryError(
+                f"order by {term!r}: expected DIMENSION or DIMENSION.FIELD, optionally after '-'"
+            )
+        try:
+            column = resolver.dimension_field(element, field) if dot else resolver.dimension_key(element)
+        except QueryError as err:
+            raise QueryError(f"order by {term!r}: {err}") from None
+        out.append((column, descending))
+    return out

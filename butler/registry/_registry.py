@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -277,8 +277,12 @@ class Registry:
         where: str | None = None,
         data_id: Mapping[str, Any] | None = None,
         find_first: bool = True,
+        order_by: Sequence[str] = (),
+        limit: int | None = None,
     ) -> list[DatasetRef]:
-        return self._datasets.query(dataset_type, collections, where, data_id, find_first)
+        """Datasets of one type in ``collections``; ``order_by`` (``[-]dimension[.field]``) and
+        ``limit`` are applied by the database (see ``butler query-datasets --order-by``)."""
+        return self._datasets.query(dataset_type, collections, where, data_id, find_first, order_by, limit)
 
     def get_dataset(self, id: uuid.UUID) -> DatasetRef | None:
         return self._datasets.get(id)

@@ -39,6 +39,19 @@ from butler.cli_support import progress_enabled
     help="Accepted for LSST's final-job command; nothing to do: the graph was built from REPO, whose "
     "dimension records its outputs use.",
 )
+@click.option(
+    "--dataset-type",
+    "dataset_types",
+    multiple=True,
+    metavar="NAME[,NAME...]",
+    help="Only outputs of these dataset types (repeatable or comma-separated); the others stay "
+    "unregistered until a merge without this option.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only report what would be registered; change nothing (no registration, chain or cleanup).",
+)
 def transfer_from_graph(
     graph: str,
     repo: str,
@@ -46,6 +59,8 @@ def transfer_from_graph(
     register_dataset_types: bool,
     clobber_outputs: bool,
     transfer_dimensions: bool,
+    dataset_types: tuple[str, ...],
+    dry_run: bool,
 ) -> None:
     """Register a graph's outputs that exist in REPO (the merge job).
 
@@ -56,8 +71,9 @@ def transfer_from_graph(
     registered are skipped and missing ones are reported, not errors.
 
     \b
-    Example:
+    Examples:
       butler transfer-from-graph submit/u/me/demo/20261126T040000Z/graph.qgraph demo_repo
+      butler transfer-from-graph graph.qgraph demo_repo --dataset-type calexp --dry-run
     """
     from butler import Butler
     from butler.progress import progress_bar
@@ -66,8 +82,11 @@ def transfer_from_graph(
 
     del transfer_dimensions  # see its help: the records are in REPO already
 
-    butler = Butler(repo)
-    with progress_bar(0, "Checking outputs", enabled=progress_enabled()) as bar:
+    types = [name.strip() for value in dataset_types for name in value.split(",") if name.strip()]
+    with (
+        Butler(repo, writeable=not dry_run) as butler,
+        progress_bar(0, "Checking outputs", enabled=progress_enabled()) as bar,
+    ):
         result = merge(
             graph,
             butler,
@@ -75,8 +94,16 @@ def transfer_from_graph(
             update_output_chain=update_output_chain,
             progress=bar,
             clobber_outputs=clobber_outputs,
+            dataset_types=types,
+            dry_run=dry_run,
         )
     target = f"{result.output} (run {result.output_run})" if result.output else result.output_run
+    if dry_run:
+        click.echo(
+            f"dry run: {result.found} of {result.predicted} predicted outputs found; {result.registered} "
+            f"would be newly registered in {target}; {result.missing} missing; nothing changed"
+        )
+        return
     click.echo(
         f"{result.found} of {result.predicted} predicted outputs found; {result.registered} newly registered "
         f"in {target}; {result.missing} missing"
