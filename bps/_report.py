@@ -6,6 +6,7 @@ front ends can use the :class:`~bps.wms.RunReport` dataclasses directly.
 
 from __future__ import annotations
 
+import datetime
 import logging
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -54,11 +55,14 @@ def fetch_run_report(ref: str) -> tuple[RunRecord, RunReport]:
     return record, _report(record, {})
 
 
-def fetch_recent_runs(limit: int = 20) -> list[RunSummary]:
-    """The newest ``limit`` runs with their current states (a failing plugin only marks its row)."""
+def fetch_recent_runs(
+    limit: int = 20, *, operator: str | None = None, since: datetime.datetime | None = None
+) -> list[RunSummary]:
+    """The newest ``limit`` runs (of ``operator``, submitted ``since``) with their current states
+    (a failing plugin only marks its row)."""
     cache: dict[str, BaseWmsService] = {}
     out = []
-    for record in list_runs(limit):
+    for record in list_runs(limit, operator=operator, since=since):
         try:
             out.append(RunSummary(record, _report(record, cache)))
         except Exception as err:  # one broken run must not hide the others

@@ -9,6 +9,7 @@ directory.  The index is a convenience: failing to write it warns, never fails a
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import secrets
@@ -109,8 +110,13 @@ def find_run(ref: str) -> RunRecord:
     )
 
 
-def list_runs(limit: int | None = None) -> list[RunRecord]:
-    """Recorded runs, newest submit first (unreadable records are skipped with a warning)."""
+def list_runs(
+    limit: int | None = None, *, operator: str | None = None, since: datetime.datetime | None = None
+) -> list[RunRecord]:
+    """Recorded runs, newest submit first (unreadable records are skipped with a warning).
+
+    ``operator``: only that user's runs; ``since``: only runs submitted at or after it.
+    """
     index = runs_dir()
     if not index.is_dir():
         return []
@@ -120,5 +126,18 @@ def list_runs(limit: int | None = None) -> list[RunRecord]:
             records.append(_read(path))
         except (StateFileError, OSError) as err:
             _LOG.warning("skipping unreadable run record %s: %s", path, err)
+    if operator is not None:
+        records = [r for r in records if r.operator == operator]
+    if since is not None:
+        records = [r for r in records if _submitted(r) >= since]
     records.sort(key=lambda r: r.submit_time, reverse=True)
     return records[:limit] if limit is not None else records
+
+
+def _submitted(record: RunRecord) -> datetime.datetime:
+    """When the run was submitted (an unparsable time counts as long ago)."""
+    try:
+        when = datetime.datetime.fromisoformat(record.submit_time)
+    except ValueError:
+        return datetime.datetime.min.replace(tzinfo=datetime.UTC)
+    return when if when.tzinfo else when.replace(tzinfo=datetime.UTC)

@@ -10,8 +10,20 @@ import click
 
 from butler.cli_support import CommandGroup, progress_enabled
 
+from ..wms._states import TERMINAL_STATES
 from ._exit_codes import ERROR_RULES, EXIT_RUN_NOT_SUCCEEDED, PATH_ERROR_RULE
-from ._options import PRECEDENCE, ConfigOverrides, config_overrides, run_id_option
+from ._options import (
+    PRECEDENCE,
+    ConfigOverrides,
+    check_owner,
+    config_overrides,
+    global_option,
+    hist_option,
+    run_id_option,
+    since_days,
+    user_option,
+)
+from ._status import ping, status
 
 
 @click.group(
@@ -103,26 +115,56 @@ def prepare(config_file: Path, overrides: ConfigOverrides) -> None:
     show_default=True,
     help="How many recent runs to list (without --id).",
 )
-def report(run_id: str | None, limit: int) -> None:
+@user_option("Only this user's runs (without --id; with --id, the run must be this user's).")
+@hist_option
+@global_option
+def report(run_id: str | None, limit: int, user: str | None, hist: float) -> None:
     from .._report import fetch_recent_runs, fetch_run_report, format_run_list, format_run_report
 
     if run_id is None:
-        click.echo(format_run_list(fetch_recent_runs(limit)))
+        click.echo(format_run_list(fetch_recent_runs(limit, operator=user, since=since_days(hist))))
         return
     record, run_report = fetch_run_report(run_id)
+    check_owner(record, user)
     click.echo(format_run_report(record, run_report))
 
 
-@main.command(help="Stop a run: unfinished jobs become DELETED.")
+@main.command(
+    help="Stop a run (--id), or every unfinished run of a user (--user): unfinished jobs become DELETED."
+)
 @run_id_option
-def cancel(run_id: str | None) -> None:
+@user_option("Cancel every unfinished run of this user (or, with --id, only if the run is theirs).")
+@click.option(
+    "--require-bps/--skip-require-bps",
+    default=True,
+    show_default=True,
+    help="LSST's option, accepted: skybatch only ever cancels runs bps submitted (those in its runs index).",
+)
+@global_option
+def cancel(run_id: str | None, user: str | None, require_bps: bool) -> None:
     from .._report import service_and_record
+    from .._runs import list_runs
 
-    if run_id is None:
-        raise click.UsageError("--id is required")
-    service, record = service_and_record(run_id)
-    service.cancel(record.wms_run_id or record.submit_dir)
-    click.echo(f"Asked run {record.run_id} to stop.")
+    del require_bps  # always true here: only runs bps recorded can be named
+    if run_id is None and user is None:
+        raise click.UsageError("give --id RUN or --user USER")
+    if run_id is not None:
+        service, record = service_and_record(run_id)
+        check_owner(record, user)
+        service.cancel(record.wms_run_id or record.submit_dir)
+        click.echo(f"Asked run {record.run_id} to stop.")
+        return
+    stopped = 0
+    for record in list_runs(operator=user):
+        service, _ = service_and_record(record.submit_dir)
+        reports = service.report(record.wms_run_id or record.submit_dir)
+        if reports and reports[0].state in TERMINAL_STATES:
+            continue
+        service.cancel(record.wms_run_id or record.submit_dir)
+        click.echo(f"Asked run {record.run_id} to stop.")
+        stopped += 1
+    if not stopped:
+        click.echo(f"No unfinished runs of user {user}.")
 
 
 @main.command(help="Run again every job of a run that did not succeed, then the final job.")
@@ -184,3 +226,7 @@ def dashboard(host: str, port: int, token: str | None, refresh: float) -> None:
         click.echo(f"Dashboard of the runs in {runs_dir()} at {url}{access}; read-only, Ctrl-C stops it.")
 
     serve(host, port, token=token, refresh_seconds=refresh, announce=announce)
+
+
+main.add_command(status)
+main.add_command(ping)

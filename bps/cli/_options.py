@@ -6,6 +6,7 @@ typed :class:`ConfigOverrides` instead of a dozen loose keyword arguments.
 
 from __future__ import annotations
 
+import datetime
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from .._exceptions import RunNotFoundError
+from .._runs import RunRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -108,3 +112,41 @@ run_id_option = click.option(
     metavar="RUN",
     help="Run id (or a unique prefix of one, or a submit directory).",
 )
+
+
+def user_option(help_text: str) -> Callable[[F], F]:
+    """``--user USER`` (LSST's): restrict to one operator's runs."""
+    return click.option("--user", metavar="USER", default=None, help=help_text)
+
+
+hist_option = click.option(
+    "--hist",
+    metavar="DAYS",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Only runs submitted in the last DAYS days (without --id); 0: every recorded run. (LSST: how "
+    "many days of the engine's history to search.)",
+)
+
+global_option = click.option(
+    "--global/--no-global",
+    "is_global",
+    default=False,
+    expose_value=False,
+    help="LSST's option, accepted: skybatch finds runs through its runs index, whichever queue or "
+    "machine ran them, so every search is already global.",
+)
+
+
+def since_days(days: float) -> datetime.datetime | None:
+    """The cut-off time for ``--hist DAYS`` (None for 0: no cut-off)."""
+    if not days:
+        return None
+    return datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=days)
+
+
+def check_owner(record: RunRecord, user: str | None) -> None:
+    """With ``--user`` and ``--id`` both given, the run must be that user's."""
+    if user is not None and record.operator != user:
+        raise RunNotFoundError(f"run {record.run_id} belongs to {record.operator}, not to --user {user}")

@@ -79,6 +79,14 @@ class RunReport:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class PingResult:
+    """Whether the engine's services a submit, report, cancel and restart need answer (``bps ping``)."""
+
+    ok: bool
+    message: str = ""
+
+
 class BaseWmsService(ABC):
     """Base class of WMS plugins, found by name through the ``skybatch.wms`` entry-point group."""
 
@@ -108,3 +116,10 @@ class BaseWmsService(ABC):
     @abstractmethod
     def restart(self, run_id: str) -> str:
         """Run again every job that did not succeed (and the final job); return the run id."""
+
+    def ping(self) -> PingResult:
+        """Check that the engine is reachable and usable, without submitting anything.
+
+        The default has nothing to reach; plugins for engines with services override it.
+        """
+        return PingResult(True, f"{type(self).__name__}: nothing to contact")

@@ -7,20 +7,26 @@ click command a thin wrapper.
 from __future__ import annotations
 
 import datetime
+import json
 import logging
+import multiprocessing
+import os
 import sys
 import tempfile
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .._exceptions import GraphBuildError
-from .._model import QuantumGraph
+from .._model import GraphHeader, Quantum, QuantumGraph
 
 if TYPE_CHECKING:
-    from butler import LimitedButler
+    from butler import Butler, LimitedButler, QuantumBackedButler, StoredFileInfo
 
+    from .._execution import ExecutionOutcome, TaskFactory
     from .._merge import MergeResult
     from .._pipeline_graph import PipelineGraph
 
@@ -55,11 +61,14 @@ def build_graph(
     where: str | None,
     *,
     existing_run_ok: bool = False,
+    instrument: str | None = None,
 ) -> QuantumGraph:
     """Open the repository read-only and build the graph for the given pipeline and query.
 
     ``existing_run_ok``: do not refuse an existing ``output_run`` here (``pipetask run`` reserves
     the run when execution starts and refuses it there, with the options that allow it).
+    ``instrument`` (``--instrument``): the pipeline's instrument, replacing its file's; an
+    instrument name or the class path recorded for one (LSST passes class paths).
     """
     from butler import Butler, check_collection_name
 
@@ -68,6 +77,8 @@ def build_graph(
 
     pipeline = Pipeline.from_file(pipeline_path)
     with Butler(repo, writeable=False) as butler:
+        if instrument is not None:
+            pipeline.instrument = resolve_instrument(butler, instrument)
         collections = split_collections(inputs)
         if not collections and output:
             # Like LSST: with no -i, an existing output chain supplies the inputs.
@@ -92,6 +103,18 @@ def build_graph(
             where=where,
             existing_run_ok=existing_run_ok,
         )
+
+
+def resolve_instrument(butler: Butler, given: str) -> str:
+    """The name of the repository's instrument ``given`` names, or by whose class path it is known."""
+    records = butler.registry.fetch_dimension_records("instrument")
+    for record in records:
+        if given in (record["name"], record.get("class_name")):
+            return str(record["name"])
+    known = ", ".join(f"{r['name']} ({r.get('class_name') or 'no class'})" for r in records) or "none"
+    raise GraphBuildError(
+        f"--instrument {given}: no such instrument in the repository (its instruments: {known})"
+    )
 
 
 def show_graph(graph: QuantumGraph, what: str, out: TextIO | None = None) -> None:
@@ -221,6 +244,48 @@ def pre_exec_init_qbb(repo: str, graph_path: str) -> int:
         return write_init_outputs(header.tasks, header.init_outputs, butler)
 
 
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """What ``pipetask run-qbb`` did: the quanta it was given, in order, and what became of each."""
+
+    quanta: list[Quantum]
+    outcome: ExecutionOutcome
+
+    @property
+    def done(self) -> int:
+        return len(self.outcome.succeeded)
+
+    @property
+    def errors(self) -> list[str]:
+        """Error lines in the order the quanta were given, as a job log reads best."""
+        return [line for _, line in sorted({**self.outcome.failed, **self.outcome.pruned}.items())]
+
+
+# Set in the parent before forking run-qbb's worker processes (-j N); read by the workers.
+_JOB_QUANTA: list[tuple[Quantum, dict[uuid.UUID, StoredFileInfo]]] = []
+_JOB_SETUP: tuple[Path, GraphHeader, bool] | None = None
+_JOB_WORKER: tuple[QuantumBackedButler, TaskFactory] | None = None
+
+
+def _run_job_quantum(index: int) -> str | None:
+    """Worker body for ``run-qbb -j N``: run quantum ``index`` with this process's own butler."""
+    global _JOB_WORKER
+    from .._execution import TaskFactory, try_execute_quantum
+    from .._qbb import make_limited_butler
+
+    if _JOB_WORKER is None:
+        assert _JOB_SETUP is not None
+        repo, header, clobber = _JOB_SETUP
+        _JOB_WORKER = (
+            make_limited_butler(repo, header, {}, clobber_outputs=clobber),
+            TaskFactory(header.tasks),
+        )
+    qbb, tasks = _JOB_WORKER
+    quantum, records = _JOB_QUANTA[index]
+    qbb.add_records(records)
+    return try_execute_quantum(tasks.get(quantum.task_label), quantum, qbb)
+
+
 def run_qbb(
     repo: str,
     graph_path: str,
@@ -228,14 +293,17 @@ def run_qbb(
     job_local: Sequence[str] = (),
     *,
     clobber_outputs: bool = False,
-) -> tuple[int, list[str]]:
+    processes: int = 1,
+) -> JobOutcome:
     """Run the given quanta in the given order (all, in file order, when none given).
 
-    Returns (quanta done, error lines).  A quantum that reads an output of a quantum that failed
-    (or was skipped) earlier in this run is skipped, with an error line.  ``job_local`` dataset
-    types: outputs of those types that a later quantum of this run reads are kept in memory for
-    it and never written (see :mod:`quantumgraph._job_local`).
+    A quantum that reads an output of a quantum that failed (or was skipped) earlier in this run
+    is skipped, with an error line.  ``job_local`` dataset types: outputs of those types that a
+    later quantum of this run reads are kept in memory for it and never written (see
+    :mod:`quantumgraph._job_local`).  ``processes`` > 1 runs independent quanta at once on that
+    many forked processes (not with ``job_local``: that memory is this process's).
     """
+    global _JOB_QUANTA, _JOB_SETUP, _JOB_WORKER
     from .._execution import TaskFactory, execute_quanta, try_execute_quantum
     from .._file import GraphReader
     from .._job_local import JobLocalButler, JobLocalStore, plan_job_local
@@ -250,14 +318,26 @@ def run_qbb(
                 f"--job-local {', '.join(unknown)}: not a dataset type of {graph_path} (known: {known})"
             )
         if node_ids:
-            try:
-                ids = [uuid.UUID(n) for n in node_ids]
+            try:  # repeatable and comma-separated (LSST's {qgraphNodeId} lists a cluster's ids so)
+                ids = [uuid.UUID(n) for value in node_ids for n in value.split(",") if n.strip()]
             except ValueError as exc:
                 raise GraphBuildError(f"--qgraph-node-id must be a UUID: {exc}") from None
         else:
             ids = reader.quantum_ids()
         read = [reader.read_quantum(qid) for qid in ids]
     quanta = [quantum for quantum, _ in read]
+    if processes > 1 and job_local:
+        _log.warning("-j %d ignored: --job-local keeps outputs in this process's memory", processes)
+        processes = 1
+    if processes > 1:
+        _JOB_QUANTA, _JOB_SETUP, _JOB_WORKER = read, (Path(repo), header, clobber_outputs), None
+        try:
+            context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
+                outcome = execute_quanta(quanta, _run_job_quantum, pool=pool, in_flight=processes * 2)
+        finally:
+            _JOB_QUANTA, _JOB_SETUP = [], None
+        return JobOutcome(quanta, outcome)
     store = JobLocalStore(plan_job_local(quanta, job_local)) if job_local else None
     tasks = TaskFactory(header.tasks)
     # One butler for the whole job (universe, datastore and its caches built once); each
@@ -273,7 +353,53 @@ def run_qbb(
     outcome = execute_quanta(quanta, run_one)
     if store is not None:
         _log.info("kept %d job-local dataset(s) in memory instead of the datastore", store.kept)
-    done = len(outcome.succeeded)
-    # Error lines in the order the quanta were given, as a job log reads best.
-    errors = [line for _, line in sorted({**outcome.failed, **outcome.pruned}.items())]
-    return done, errors
+    return JobOutcome(quanta, outcome)
+
+
+def write_job_summary(path: str | Path, job: JobOutcome | None, error: BaseException | None = None) -> None:
+    """Write ``run-qbb --summary``'s JSON, in the shape of LSST's execution report.
+
+    ``{"status", "exitCode", "exceptionInfo", "quantaReports": [{"status", "quantumId", "dataId",
+    "taskLabel", "exitCode", "exceptionInfo"}]}``, statuses ``success``, ``failure`` and
+    ``skipped`` (with its ``reason``); ``exceptionInfo`` is ``{"className", "message"}`` or null.
+    ``error``: the job stopped before or outside its quanta (written too, so a failed job always
+    leaves a summary).
+    Written to a temporary name and renamed, like every file skybatch writes.
+    """
+    reports: list[dict[str, Any]] = []
+    if job is not None:
+        for i, quantum in enumerate(job.quanta):
+            failure = job.outcome.failed.get(i)
+            skipped = job.outcome.pruned.get(i)
+            status = "failure" if failure else "skipped" if skipped else "success"
+            report: dict[str, Any] = {
+                "status": status,
+                "quantumId": str(quantum.id),
+                "dataId": dict(quantum.data_id),
+                "taskLabel": quantum.task_label,
+                "exitCode": None,
+                "exceptionInfo": None
+                if failure is None
+                else {"className": "QuantumExecutionError", "message": failure},
+            }
+            if skipped is not None:
+                report["reason"] = skipped
+            reports.append(report)
+    failed = error is not None or (job is not None and not job.outcome.ok)
+    summary = {
+        "status": "failure" if failed else "success",
+        "exitCode": 1 if failed else 0,
+        "exceptionInfo": None
+        if error is None
+        else {"className": type(error).__name__, "message": str(error)},
+        "quantaReports": reports,
+    }
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent or Path("."))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as stream:
+            json.dump(summary, stream, indent=2, default=str)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

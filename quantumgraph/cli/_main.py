@@ -33,9 +33,12 @@ class GraphSource:
     pipeline: str | None
     where: str | None
     qgraph: str | None
+    instrument: str | None = None
 
     def obtain(self, *, existing_run_ok: bool = False) -> QuantumGraph:
         if self.qgraph:
+            if self.instrument is not None:
+                raise click.UsageError("--instrument applies to a graph being built, not to --qgraph FILE")
             return cmd.load_graph(self.qgraph)
         if not self.repo or not self.pipeline:
             raise click.UsageError("give either --qgraph FILE, or -b REPO and -p PIPELINE to build a graph")
@@ -47,6 +50,7 @@ class GraphSource:
             self.pipeline,
             self.where,
             existing_run_ok=existing_run_ok,
+            instrument=self.instrument,
         )
 
 
@@ -90,8 +94,21 @@ def graph_source_options(*, repo_required: bool) -> Callable[[F], F]:
         click.option(
             "-g", "--qgraph", metavar="FILE", help="Use this saved QuantumGraph instead of building one."
         ),
+        click.option(
+            "--instrument",
+            metavar="NAME",
+            help="The pipeline's instrument (replacing its file's instrument:): a name in the "
+            "repository, or the class path recorded for one (LSST's form). Quanta are planned for it only.",
+        ),
+        click.option(
+            "--qgraph-datastore-records",
+            is_flag=True,
+            expose_value=False,
+            help="LSST's option, accepted: graphs here always carry their inputs' datastore records "
+            "(batch jobs read through them and never open the registry).",
+        ),
     ]
-    names = ("repo", "inputs", "output", "output_run", "pipeline", "where", "qgraph")
+    names = ("repo", "inputs", "output", "output_run", "pipeline", "where", "qgraph", "instrument")
 
     def decorator(func: F) -> F:
         @functools.wraps(func)
@@ -120,6 +137,7 @@ def main() -> None:
     Inside batch jobs (bps writes these for you):
       pipetask pre-exec-init-qbb REPO GRAPH
       pipetask run-qbb REPO GRAPH --qgraph-node-id ID [--qgraph-node-id ID ...] [--job-local TYPE]
+        [-j N] [--summary FILE] [--log-file job.json --long-log --log-level VERBOSE]
 
     Errors in your input are reported as one line on stderr with exit status 1 (--log-level DEBUG
     adds the traceback). --log-level and --progress may also follow the subcommand.
@@ -128,7 +146,7 @@ def main() -> None:
 
 @main.command()
 @graph_source_options(repo_required=False)
-@click.option("--save-qgraph", metavar="FILE", help="Write the graph to FILE.")
+@click.option("-q", "--save-qgraph", metavar="FILE", help="Write the graph to FILE.")
 @click.option(
     "--show",
     "show",
@@ -215,7 +233,7 @@ def build(
 
 @main.command()
 @graph_source_options(repo_required=True)
-@click.option("--save-qgraph", metavar="FILE", help="Also write the graph to FILE.")
+@click.option("-q", "--save-qgraph", metavar="FILE", help="Also write the graph to FILE.")
 @click.option(
     "-j",
     "--processes",
@@ -305,8 +323,31 @@ def pre_exec_init_qbb(repo: str, graph: str) -> None:
     "perhaps already merged). Without it such a quantum fails and the file is kept. Merge afterwards "
     "with 'butler transfer-from-graph --clobber-outputs' so the records describe the new files.",
 )
+@click.option(
+    "-j",
+    "--processes",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Run independent quanta of this job at once on this many processes (a quantum still waits "
+    "for its inputs' producers). Ignored, with a warning, together with --job-local.",
+)
+@click.option(
+    "--summary",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Write a JSON summary of the job to FILE, as LSST's --summary does: overall status and exit "
+    "code, and per quantum its id, task label, data ID, status (success, failure, skipped) and "
+    "error. Written even when the job fails.",
+)
 def run_qbb(
-    repo: str, graph: str, node_ids: tuple[str, ...], job_local: tuple[str, ...], clobber_outputs: bool
+    repo: str,
+    graph: str,
+    node_ids: tuple[str, ...],
+    job_local: tuple[str, ...],
+    clobber_outputs: bool,
+    processes: int,
+    summary: str | None,
 ) -> None:
     """Run quanta from a graph file with a quantum-backed butler (the batch-job entry point).
 
@@ -314,9 +355,17 @@ def run_qbb(
     A quantum whose input comes from a quantum that failed earlier in the same run is skipped.
     Exits with status 1 if any quantum failed or was skipped.
     """
-    node_ids = tuple(part.strip() for value in node_ids for part in value.split(",") if part.strip())
-    done, errors = cmd.run_qbb(repo, graph, node_ids, job_local, clobber_outputs=clobber_outputs)
-    for line in errors:
+    try:
+        job = cmd.run_qbb(
+            repo, graph, node_ids, job_local, clobber_outputs=clobber_outputs, processes=processes
+        )
+    except Exception as exc:
+        if summary:
+            cmd.write_job_summary(summary, None, exc)
+        raise
+    if summary:
+        cmd.write_job_summary(summary, job)
+    for line in job.errors:
         click.echo(f"error: {line}", err=True)
-    if errors:
+    if job.errors:
         sys.exit(1)

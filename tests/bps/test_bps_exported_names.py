@@ -76,6 +76,7 @@ EXPECTED = {
         "JobReport",
         "JobState",
         "JobStatus",
+        "PingResult",
         "RunReport",
         "RunState",
         "STATE_FILENAME",

@@ -198,6 +198,14 @@ def test_clean_run_succeeds_and_outputs_are_merged(condor_pool: Pool) -> None:
     submit_dir = condor_pool.host_path(report["wms_run_id"])
     (dag,) = submit_dir.glob("*.dag")
     assert [p.name for p in submit_dir.rglob("*.sub")] == [dag.name + ".condor.sub"]  # DAGMan's own
+    # What a script asks: is the schedd there (bps ping), and how did the run end (bps status:
+    # LSST's WmsStates number, 8 = SUCCEEDED).
+    for argv, code, out in (
+        (["bps", "ping", "--wms-service-class", "htcondor"], 0, "Ping successful (htcondor)"),
+        (["bps", "status", "--id", run_id], 8, "SUCCEEDED"),
+    ):
+        done = condor_pool.run_as_user(argv, cwd=campaign.work.inside, timeout=120)
+        assert done.returncode == code and out in done.stdout, (argv, done.stdout, done.stderr)
 
 
 def test_failed_quantum_prunes_descendants_and_the_rest_is_merged(condor_pool: Pool) -> None:

@@ -131,3 +131,10 @@ def remove_dag(cluster: int, schedd_name: str, reason: str) -> None:
         import htcondor2
 
         _schedd(schedd_name).act(htcondor2.JobAction.Remove, f"ClusterId == {cluster}", reason)
+
+
+def ping_schedd(schedd_name: str) -> None:
+    """Ask the schedd (the local one for ``""``) an empty question; raises WmsError if it cannot answer."""
+    where = f"schedd {schedd_name}" if schedd_name else "the local schedd"
+    with condor_errors(f"contact {where}"):
+        _schedd(schedd_name).query(constraint="false", projection=["ClusterId"])

@@ -20,6 +20,7 @@ from bps.config import BpsConfig
 from bps.wms import (
     BaseWmsService,
     JobState,
+    PingResult,
     RunReport,
     WmsWorkflow,
     read_versioned_json,
@@ -27,7 +28,7 @@ from bps.wms import (
 )
 from bps.workflow import WorkflowGraph
 
-from ._bindings import STATUS_REMOVED, DagmanJob, query_dagman, remove_dag, submit_dag
+from ._bindings import STATUS_REMOVED, DagmanJob, ping_schedd, query_dagman, remove_dag, submit_dag
 from ._render import RenderedDag, render_dag
 from ._report import DagFacts, build_run_report
 from ._runfile import HTCondorRun, Submission, read_run_file, write_run_file
@@ -85,6 +86,14 @@ class HTCondorService(BaseWmsService):
         write_run_file(layout.run_file, run.with_submission(submission))
         _LOG.info("submitted DAG %s as DAGMan job %d", layout.dag_file, cluster)
         return wms_workflow.run_id or str(layout.submit_dir)
+
+    def ping(self) -> PingResult:
+        """Whether the local schedd (where ``bps submit`` queues DAGMan) answers a query."""
+        try:
+            ping_schedd("")
+        except WmsError as err:
+            return PingResult(False, str(err))
+        return PingResult(True, "the local schedd answers")
 
     # -- finding a run ------------------------------------------------------------------------------
     @staticmethod

@@ -22,6 +22,7 @@ from bps.wms import (
     JobReport,
     JobState,
     JobStatus,
+    PingResult,
     RunReport,
     RunState,
     WmsWorkflow,
@@ -132,6 +133,14 @@ class ParslService(BaseWmsService):
     def _refuse_if_running(state: RunState) -> None:
         if state.pid is not None and state.host == socket.gethostname() and _pid_alive(state.pid):
             raise WmsError(f"run {state.run_id} is still being executed by process {state.pid}")
+
+    def ping(self) -> PingResult:
+        """Parsl runs its executors in-process: usable when the parsl package imports."""
+        try:
+            import parsl
+        except ImportError as err:
+            return PingResult(False, f"the parsl package cannot be imported: {err}")
+        return PingResult(True, f"parsl {parsl.__version__} imports; its executors start with each run")
 
     def report(self, run_id: str | None = None) -> list[RunReport]:
         """The run's recorded states; without a run id, nothing (local Parsl keeps no run list)."""
