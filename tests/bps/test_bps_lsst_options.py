@@ -133,3 +133,38 @@ def test_ping_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert line.startswith("error: ping failed (htcondor): contact the local schedd: ")
     unknown = bps("ping", "--wms-service-class", "slurmish")
     assert unknown.exit_code == 2 and "unknown wmsServiceClass 'slurmish'" in unknown.stderr
+
+
+def test_batch_jobs_write_their_logs_as_lsst_job_options_ask(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LSST's ``defaultPreCmdOpts`` puts the logging options on every job command: each job then
+    logs in the long format to its stderr file, and to its own JSON-lines file, labelled."""
+    from quantumgraph.demo.repo import make_demo_repo
+
+    make_demo_repo(tmp_path / "demo_repo", 1, 2).close()
+    configs = tmp_path / "submit_configs"
+    configs.mkdir()
+    root = Path(__file__).resolve().parents[2] / "submit_configs"
+    for name in ("quickstart.yaml", "quickstart_pipeline.yaml"):
+        shutil.copy(root / name, configs / name)
+    with (configs / "quickstart.yaml").open("a") as stream:
+        stream.write(
+            'defaultPreCmdOpts: "--long-log --log-level=VERBOSE --log-file {jobName}.json '
+            '--log-label job={jobName}"\n'
+        )
+    monkeypatch.chdir(tmp_path)
+    result = bps("submit", configs / "quickstart.yaml")
+    assert result.exit_code == 0, result.output
+    (submit_dir,) = {p.parent for p in (tmp_path / "submit").rglob("run.json")}
+    quantum_jobs = ["isr_DemoCam_1_0", "isr_DemoCam_1_1", "calibrate_DemoCam_1_0", "calibrate_DemoCam_1_1",
+                    "gather_DemoCam_1"]  # fmt: skip
+    for job in quantum_jobs:
+        records = [json.loads(line) for line in (submit_dir / f"{job}.json").read_text().splitlines()]
+        (done,) = [r for r in records if r["name"] == "quantumgraph._execution"]
+        assert done["levelname"] == "VERBOSE" and done["levelno"] == 15 and "done in" in done["message"]
+        assert all(r["MDC"] == {"job": job} for r in records)
+        label = job.split("_")[0]
+        err = (submit_dir / "logs" / label / f"{job}.err").read_text()
+        assert f" quantumgraph._execution (job={job})(_execution.py:" in err
+    assert (submit_dir / "pipetaskInit.json").exists()  # the init job took the options too

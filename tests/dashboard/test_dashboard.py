@@ -270,9 +270,11 @@ def test_a_token_guards_page_and_api(campaigns: Campaigns, page: Any, tmp_path: 
         assert status == 200 and {r["run_id"] for r in body["runs"]} >= {campaigns.failed_id}
         assert get(f"{api}?token={TOKEN}")[0] == 200
 
-        page.goto(server.url)
+        # The browser logs the 401 itself, asynchronously: wait for that line, then forget it.
+        with page.expect_console_message(lambda msg: "status of 401" in msg.text):
+            page.goto(server.url)
         expect(page.locator("body")).to_contain_text("no token given")
-        page.problems.clear()  # the browser logs the 401 itself
+        page.problems.clear()
         page.goto(f"{server.url}?token={TOKEN}#run={campaigns.failed_id}")
         expect(page.locator("#run-title .state")).to_have_text("FAILED", timeout=BROWSER_WAIT_MS)
         screenshot(page, tmp_path / "with-token.png")

@@ -182,7 +182,11 @@ DEMO_PIPELINE = """\
 
 def test_clean_run_succeeds_and_outputs_are_merged(condor_pool: Pool) -> None:
     campaign = Campaign(condor_pool, condor_pool.make_workdir("htc_clean"), exposures=2, detectors=2)
-    campaign.write_configs(DEMO_PIPELINE.format(fail="[]"), "numberOfRetries: 1\n")
+    # LSST's job options: every job logs VERBOSE in the long format, and JSON lines to its own file.
+    options = '"--long-log --log-level=VERBOSE --log-file {jobName}.json --log-label job={jobName}"'
+    campaign.write_configs(
+        DEMO_PIPELINE.format(fail="[]"), f"numberOfRetries: 1\ndefaultPreCmdOpts: {options}\n"
+    )
     run_id = campaign.submit()
     report = campaign.wait_finished(run_id)
     assert report["state"] == "SUCCEEDED", report
@@ -198,6 +202,12 @@ def test_clean_run_succeeds_and_outputs_are_merged(condor_pool: Pool) -> None:
     submit_dir = condor_pool.host_path(report["wms_run_id"])
     (dag,) = submit_dir.glob("*.dag")
     assert [p.name for p in submit_dir.rglob("*.sub")] == [dag.name + ".condor.sub"]  # DAGMan's own
+    job_logs = sorted(submit_dir.glob("*_DemoCam_*.json"))
+    assert len(job_logs) == 2 * 4 + 2
+    for path in job_logs:
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        assert [r["levelname"] for r in records if r["name"] == "quantumgraph._execution"] == ["VERBOSE"]
+        assert {r["MDC"]["job"] for r in records} == {path.stem}
     # What a script asks: is the schedd there (bps ping), and how did the run end (bps status:
     # LSST's WmsStates number, 8 = SUCCEEDED).
     for argv, code, out in (
