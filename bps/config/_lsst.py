@@ -153,7 +153,7 @@ _PER_JOB = {
 }
 
 _EB = (
-    "skybatch always runs jobs with the quantum-backed butler and registers outputs in the final "
+    "jobs always run with the quantum-backed butler and registers outputs in the final "
     "merge job (finalJob); there is no execution butler to create or merge"
 )
 #: Dotted key path -> what skybatch does instead (one warning per submit when an operator's file
@@ -191,8 +191,7 @@ ACCEPTED_WITH_WARNING: Mapping[str, str] = {
     "the jobs",
     "executeMachinesPattern": "memoryLimit is not discovered from the pool; set memoryLimit or "
     "requestMemoryMax to cap memory scaling",
-    "subDirTemplate": "job files go under <submit dir>/logs/<label>/ (parsl) or jobs/<label>/ "
-    "(htcondor), named after the job",
+    "subDirTemplate": "job files go under <submit dir>/logs/<label>/, named after the job",
     "templateDataId": "job names are <label>_<data ID values> in the order of the task's dimensions",
     "ordering": "jobs are ordered by their data dependencies only",
     "cluster.*.findDependencyMethod": "dimension clusters group quanta by the values of the cluster's "
