@@ -40,7 +40,7 @@ class LimitedButler(Protocol):
 
     def get(self, ref: DatasetRef) -> Any: ...
 
-    def put(self, obj: Any, ref: DatasetRef) -> Any: ...
+    def put(self, obj: Any, ref: DatasetRef, *, overwrite: bool | None = None) -> Any: ...
 
     def exists(self, ref: DatasetRef) -> bool: ...
 
@@ -153,8 +153,13 @@ class QuantumBackedButler:
                 f"{self.datastore.abspath(info)}"
             ) from exc
 
-    def put(self, obj: object, ref: DatasetRef) -> StoredFileInfo:
-        """Write ``obj`` as ``ref`` (a predicted output) and return its datastore record."""
+    def put(self, obj: object, ref: DatasetRef, *, overwrite: bool | None = None) -> StoredFileInfo:
+        """Write ``obj`` as ``ref`` (a predicted output) and return its datastore record.
+
+        ``overwrite`` (default: this butler's ``clobber_outputs``) replaces a file already at the
+        path; otherwise only an identical one is accepted.  Provenance that describes the latest
+        attempt of a quantum (its log and metadata) is written with ``overwrite=True``.
+        """
         known = self.dataset_types.get(ref.dataset_type.name)
         if known is None:
             raise MissingDatasetTypeError(
@@ -163,7 +168,9 @@ class QuantumBackedButler:
             )
         known.check_compatible(ref.dataset_type)
         # Never replace a file that may already be registered, unless the user asked to.
-        info = self.datastore.write(obj, ref, overwrite=self.clobber_outputs)
+        info = self.datastore.write(
+            obj, ref, overwrite=self.clobber_outputs if overwrite is None else overwrite
+        )
         self._records[ref.id] = info
         self._written[ref.id] = info
         return info

@@ -31,6 +31,10 @@ def _is_dict(obj: object) -> bool:
     return isinstance(obj, dict)
 
 
+def _is_list(obj: object) -> bool:
+    return isinstance(obj, list)
+
+
 def _is_ndarray(obj: object) -> bool:
     numpy = sys.modules.get("numpy")
     return numpy is not None and isinstance(obj, numpy.ndarray)
@@ -44,6 +48,7 @@ def _is_anything(obj: object) -> bool:
 #: Python type name -> test of an object; the names are what ``StorageClass.pytype_name`` may be.
 _TYPE_CHECKS: dict[str, Callable[[object], bool]] = {
     "dict": _is_dict,
+    "list": _is_list,
     "numpy.ndarray": _is_ndarray,
     "object": _is_anything,
 }
@@ -55,7 +60,7 @@ class StorageClass:
 
     ``pytype_name`` is a type name rather than a type object so that declaring ``NumpyArray``
     never imports numpy.  It must be one of the names :func:`check_object` knows how to test
-    (``dict``, ``numpy.ndarray``, ``object``).
+    (``dict``, ``list``, ``numpy.ndarray``, ``object``).
     """
 
     name: str
@@ -92,6 +97,11 @@ for _sc in (
     StorageClass("Json", "object", "json"),
     StorageClass("NumpyArray", "numpy.ndarray", "npy"),
     StorageClass("TaskConfig", "dict", "yaml"),
+    # Provenance written by every quantum and run (quantumgraph's {label}_log, {label}_metadata
+    # and packages datasets); the names are LSST's, so its users recognise them.
+    StorageClass("ButlerLogRecords", "list", "jsonl"),
+    StorageClass("TaskMetadata", "dict", "json"),
+    StorageClass("Packages", "dict", "json"),
 ):
     register_storage_class(_sc)
 

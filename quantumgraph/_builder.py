@@ -12,6 +12,8 @@ How it works, in order:
    A quantum whose single input is missing is dropped (logged), as there is nothing to run.
 4. Predicted outputs get IDs from one :class:`IdFactory`, in quantum order, so the graph file
    can store them as counters; their data IDs are the quantum's projected onto the output type.
+   Every quantum also predicts its provenance, ``{label}_log`` and ``{label}_metadata``, and the
+   run its ``packages`` (see :mod:`quantumgraph._provenance`).
 5. The datastore records of every overall input used are attached, so batch jobs never need the
    registry.
 """
@@ -44,6 +46,13 @@ from ._ids import IdFactory
 from ._model import GraphHeader, Quantum, QuantumGraph
 from ._pipeline import Pipeline
 from ._pipeline_graph import PipelineGraph
+from ._provenance import (
+    LOG_CONNECTION,
+    METADATA_CONNECTION,
+    PACKAGES_DATASET_TYPE,
+    log_dataset_type_name,
+    metadata_dataset_type_name,
+)
 
 if TYPE_CHECKING:
     from butler import Butler
@@ -169,6 +178,9 @@ def build_quantum_graph(
         ]
         for label in pipeline.tasks
     }
+    packages = DatasetRef(
+        uuid.uuid4(), dataset_types[PACKAGES_DATASET_TYPE], DataCoordinate((), ()), output_run
+    )
     header = GraphHeader(
         tasks=pipeline.task_infos(),
         dataset_types=dataset_types,
@@ -184,6 +196,7 @@ def build_quantum_graph(
             {"quanta": len(quanta), "quanta_per_task": counts, "butler_root": str(butler.root)},
         ),
         id_prefix=ids.prefix,
+        global_init_outputs=[packages],
     )
     return QuantumGraph(header, quanta, records)
 
@@ -365,6 +378,10 @@ def _plan_task(
         raise GraphBuildError(f"task {label!r}: no input has the task's dimensions ({', '.join(dims)})")
 
     outputs = [(name, dataset_types[task.dataset_type_of(name)]) for name in task.task_class.outputs]
+    outputs += [
+        (LOG_CONNECTION, dataset_types[log_dataset_type_name(label)]),
+        (METADATA_CONNECTION, dataset_types[metadata_dataset_type_name(label)]),
+    ]
     quanta: list[Quantum] = []
     for qid in sorted(candidates, key=lambda d: d.values_tuple):
         q_inputs: dict[str, list[DatasetRef]] = {}

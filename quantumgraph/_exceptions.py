@@ -11,7 +11,10 @@ callers may catch either ``QuantumGraphError`` or, say, ``ValueError``::
      |                                     undecodable or malformed part (or one that cannot be written)
      +-- QuantumNotFoundError (KeyError)   a quantum ID the graph does not hold
      +-- QuantumExecutionError (RuntimeError)   a task that failed while running a quantum
+     |    +-- QuantumTimeoutError (TimeoutError) ... or ran longer than --timeout allows
      +-- OutputRunExistsError (FileExistsError) an execution's output run is already taken
+     +-- RunConflictError (ValueError)     an existing output run made with another config or
+                                           other package versions than this execution's
 
 The command lines turn these into one-line ``error: ...`` messages (the error boundary in
 :mod:`butler.cli_support`); anything else escaping a command is a bug and keeps its traceback.
@@ -72,4 +75,16 @@ class OutputRunExistsError(QuantumGraphError, FileExistsError):
     Runs are reserved in the registry when execution starts, so two executions never share one
     by accident (and never mix their outputs); ``--extend-run`` and ``--clobber-outputs`` are the
     explicit ways to write into an existing run.
+    """
+
+
+class QuantumTimeoutError(QuantumExecutionError, TimeoutError):
+    """A quantum ran longer than its time limit (``--timeout``); it failed like any other."""
+
+
+class RunConflictError(QuantumGraphError, ValueError):
+    """Writing into an existing run (``--extend-run``) would mix configs or package versions.
+
+    The message names the task and config field, or the packages, that differ: the outputs
+    already in the run were made with those, and a run must describe one way of processing.
     """

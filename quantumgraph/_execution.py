@@ -18,12 +18,22 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from butler import TRACE, VERBOSE, DatastoreError
+from butler import TRACE, VERBOSE, DatastoreError, StoredFileInfo
 
-from ._exceptions import QuantumExecutionError
-from ._model import Quantum, TaskInfo
+from ._exceptions import QuantumExecutionError, RunConflictError
+from ._model import GraphHeader, Quantum, TaskInfo
 from ._pipeline import import_task_class
+from ._provenance import (
+    PACKAGES_DATASET_TYPE,
+    PROVENANCE_CONNECTIONS,
+    QuantumRecorder,
+    current_packages,
+    package_differences,
+    provenance_refs,
+    time_limit,
+)
 from ._task import PipelineTask
+from ._written import WrittenJournal
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor, Future
@@ -50,12 +60,19 @@ class TaskFactory:
         return task
 
 
-def execute_quantum(task: PipelineTask, quantum: Quantum, butler: LimitedButler) -> None:
+def execute_quantum(
+    task: PipelineTask,
+    quantum: Quantum,
+    butler: LimitedButler,
+    written: list[tuple[DatasetRef, Any]] | None = None,
+) -> None:
     """Run one quantum: read inputs, call ``task.run``, write every declared output.
 
     Raises QuantumExecutionError naming the task and data ID when the task raises or returns
     something that does not match its output connections; outputs written before the failure
-    stay (the merge job registers whatever exists).
+    stay (the merge job registers whatever exists).  Each output put is appended to ``written``
+    with what the butler's ``put`` returned.  The provenance outputs (``_log``, ``_metadata``)
+    are not the task's: :func:`try_execute_quantum` writes them.
     """
     where = f"quantum {quantum.id} ({quantum.task_label} {{{quantum.data_id}}})"
     start = time.perf_counter()
@@ -82,19 +99,24 @@ def execute_quantum(task: PipelineTask, quantum: Quantum, butler: LimitedButler)
         raise QuantumExecutionError(
             f"{where}: run() must return a dict of output connection -> object, got {type(result).__name__}"
         )
-    unknown = set(result) - set(quantum.outputs)
+    task_outputs = {
+        name: refs for name, refs in quantum.outputs.items() if name not in PROVENANCE_CONNECTIONS
+    }
+    unknown = set(result) - set(task_outputs)
     if unknown:
         raise QuantumExecutionError(
             f"{where}: run() returned unknown output(s) {', '.join(sorted(unknown))}; "
-            f"outputs are {', '.join(sorted(quantum.outputs))}"
+            f"outputs are {', '.join(sorted(task_outputs))}"
         )
-    missing = set(quantum.outputs) - set(result)
+    missing = set(task_outputs) - set(result)
     if missing:
         raise QuantumExecutionError(f"{where}: run() did not return output(s) {', '.join(sorted(missing))}")
-    for name, refs in quantum.outputs.items():
+    for name, refs in task_outputs.items():
         for ref in refs:
             try:
-                butler.put(result[name], ref)
+                stored = butler.put(result[name], ref)
+                if written is not None:
+                    written.append((ref, stored))
             except DatastoreError as exc:
                 # The datastore names the dataset and the file (and "no space left" on a full
                 # disk); only the executor knows which quantum was writing.
@@ -102,31 +124,83 @@ def execute_quantum(task: PipelineTask, quantum: Quantum, butler: LimitedButler)
     _log.log(VERBOSE, "%s done in %.3f s", where, time.perf_counter() - start)
 
 
-def write_init_outputs(
-    tasks: Mapping[str, TaskInfo], init_outputs: Mapping[str, list[DatasetRef]], butler: LimitedButler
-) -> int:
-    """Write each task's ``{label}_config`` once; leaves existing ones alone (safe to rerun)."""
+def write_init_outputs(header: GraphHeader, butler: LimitedButler, *, no_versions: bool = False) -> int:
+    """Write each task's ``{label}_config`` and the run's ``packages`` once; safe to rerun.
+
+    Existing configs are left alone.  An existing ``packages`` (an extended run, or a rerun of
+    the init job) is compared with this process's versions: a difference is refused with
+    :class:`RunConflictError` naming the packages, unless ``no_versions`` (``--no-versions``),
+    which neither checks nor writes versions.
+    """
     written = 0
-    for label, refs in init_outputs.items():
+    for label, refs in header.init_outputs.items():
         for ref in refs:
             if not butler.exists(ref):
-                butler.put(dict(tasks[label].config), ref)
+                butler.put(dict(header.tasks[label].config), ref)
                 written += 1
+    if no_versions:
+        return written
+    for ref in header.global_init_outputs:
+        if ref.dataset_type.name != PACKAGES_DATASET_TYPE:
+            continue
+        current = current_packages()
+        if butler.exists(ref):
+            existing = butler.get(ref)
+            diffs = package_differences(existing if isinstance(existing, Mapping) else {}, current)
+            if diffs:
+                raise RunConflictError(
+                    f"output run {ref.run!r} was made with other package versions ({'; '.join(diffs)}); "
+                    "use a new output run, or pass --no-versions to mix them"
+                )
+        else:
+            butler.put(current, ref)
+            written += 1
     return written
 
 
-def try_execute_quantum(task: PipelineTask, quantum: Quantum, butler: LimitedButler) -> str | None:
-    """:func:`execute_quantum`, with a failure turned into its one-line error (None if it ran).
+def try_execute_quantum(
+    task: PipelineTask,
+    quantum: Quantum,
+    butler: LimitedButler,
+    *,
+    timeout: float | None = None,
+    journal: WrittenJournal | None = None,
+) -> str | None:
+    """:func:`execute_quantum` with its provenance; a failure becomes its one-line error (None if it ran).
 
-    Any exception counts: a task's bug must fail its quantum, never the whole run.  The
-    traceback goes to the debug log.
+    Any exception counts: a task's bug must fail its quantum, never the whole run.  Whatever
+    happened, the quantum's ``_log`` (with the exception and traceback on failure) and
+    ``_metadata`` (times, memory, host, outputs written, success) are then written, if the graph
+    predicts them.  ``timeout`` (seconds) fails a quantum that runs longer.  What was written is
+    appended to ``journal`` for the merge (see :mod:`quantumgraph._written`).
     """
+    written: list[tuple[DatasetRef, Any]] = []
+    recorder = QuantumRecorder(quantum)
+    error: str | None = None
+    with recorder:
+        try:
+            with time_limit(timeout, f"quantum {quantum.id} ({quantum.task_label} {{{quantum.data_id}}})"):
+                execute_quantum(task, quantum, butler, written)
+        except Exception as exc:
+            _log.debug("quantum %s failed", quantum.id, exc_info=True)
+            error = str(exc)
+            recorder.failed(exc)
+    recorder.written = [ref for ref, _ in written]
+    log_ref, meta_ref = provenance_refs(quantum)
     try:
-        execute_quantum(task, quantum, butler)
+        # Provenance describes the latest attempt: a rerun (a retried job) replaces the earlier one's.
+        if log_ref is not None:
+            written.append((log_ref, butler.put(recorder.log(), log_ref, overwrite=True)))
+        if meta_ref is not None:
+            written.append((meta_ref, butler.put(recorder.metadata(), meta_ref, overwrite=True)))
     except Exception as exc:
-        _log.debug("quantum %s failed", quantum.id, exc_info=True)
-        return str(exc)
-    return None
+        _log.debug("quantum %s: provenance not written", quantum.id, exc_info=True)
+        error = (
+            f"{error}; " if error else ""
+        ) + f"cannot write the provenance of quantum {quantum.id}: {exc}"
+    if journal is not None:
+        journal.append(info for _, info in written if isinstance(info, StoredFileInfo))
+    return error
 
 
 @dataclass(slots=True)
@@ -138,10 +212,12 @@ class ExecutionOutcome:
     """Position -> one-line error."""
     pruned: dict[int, str] = field(default_factory=dict)
     """Position -> why it was not run: an input comes from a quantum that failed or was not run."""
+    stopped: list[int] = field(default_factory=list)
+    """Positions never started because ``fail_fast`` stopped the execution at the first failure."""
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.pruned
+        return not self.failed and not self.pruned and not self.stopped
 
 
 def execute_quanta(
@@ -151,6 +227,7 @@ def execute_quanta(
     pool: Executor | None = None,
     in_flight: int = 1,
     on_done: Callable[[int, str | None], None] | None = None,
+    fail_fast: bool = False,
 ) -> ExecutionOutcome:
     """Run ``quanta`` (producers before consumers, as in a graph) through ``run_one``.
 
@@ -160,6 +237,8 @@ def execute_quanta(
     exist.  Without a ``pool`` everything runs here, in sequence order; with one, up to
     ``in_flight`` quanta are queued on it at a time (``run_one`` must then be picklable).
     ``on_done(i, error)`` is called, in this process, as each quantum that ran finishes.
+    With ``fail_fast`` no quantum is started after the first failure (those already running
+    finish); the rest are listed in ``stopped``.
     """
     outcome = ExecutionOutcome()
     producer: dict[uuid.UUID, int] = {}
@@ -205,8 +284,14 @@ def execute_quanta(
         if error is not None:
             prune_consumers(i)
 
+    def stop_rest() -> ExecutionOutcome:
+        outcome.stopped = sorted(set(ready) | set(waiting_on))
+        return outcome
+
     if pool is None:
         while ready:
+            if fail_fast and outcome.failed:
+                return stop_rest()
             i = heapq.heappop(ready)
             del waiting_on[i]
             finish(i, run_one(i))
@@ -216,6 +301,17 @@ def execute_quanta(
 
     running: dict[Future[str | None], int] = {}
     while ready or running:
+        if fail_fast and outcome.failed:
+            for fut in running:
+                fut.cancel()
+            done, _ = wait(running)
+            for fut in done:
+                i = running.pop(fut)
+                if fut.cancelled():
+                    waiting_on[i] = set()
+                else:
+                    finish(i, fut.result())
+            return stop_rest()
         while ready and len(running) < max(in_flight, 1):
             i = heapq.heappop(ready)
             del waiting_on[i]

@@ -86,11 +86,11 @@ class JobLocalButler:
             return self._store.get(ref)
         return self._base.get(ref)
 
-    def put(self, obj: Any, ref: DatasetRef) -> Any:
+    def put(self, obj: Any, ref: DatasetRef, *, overwrite: bool | None = None) -> Any:
         if self._store.wants(ref):
             self._store.put(obj, ref)
             return None
-        return self._base.put(obj, ref)
+        return self._base.put(obj, ref, overwrite=overwrite)
 
     def exists(self, ref: DatasetRef) -> bool:
         return self._store.has(ref) or self._base.exists(ref)

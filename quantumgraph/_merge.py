@@ -5,12 +5,18 @@ graph's predicted outputs, keeps those whose files exist, and in ONE registry tr
 registers the dataset types, the output run, those datasets (with the UUIDs the graph assigned)
 and their datastore records, then puts the run at the front of the output CHAINED collection.
 Datasets already registered are skipped, so running it twice changes nothing the second time.
-It runs whether the workflow succeeded or not: whatever exists is merged.
+It runs whether the workflow succeeded or not: whatever exists is merged.  Provenance (each
+quantum's ``_log`` and ``_metadata``, the run's ``packages``) is merged like any other output.
+Sizes and checksums come from the journals the jobs kept of what they wrote
+(:mod:`quantumgraph._written`), checked by one ``stat`` per file; files without a journal line
+are read.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import uuid
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +26,16 @@ from butler import DatasetRef, MissingDatasetTypeError, StoredFileInfo
 
 from ._exceptions import GraphBuildError
 from ._model import GraphHeader
+from ._provenance import LOG_STORAGE_CLASS, METADATA_STORAGE_CLASS
+from ._written import read_journals, remove_journals
 
 if TYPE_CHECKING:
-    from butler import Butler
+    from butler import Butler, FileDatastore
 
 _log = logging.getLogger(__name__)
+
+#: Storage classes of the provenance each attempt of a quantum rewrites (its log and metadata).
+_REWRITTEN_STORAGE_CLASSES = frozenset({LOG_STORAGE_CLASS, METADATA_STORAGE_CLASS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +65,7 @@ def _predicted_refs(graph_path: Path) -> tuple[GraphHeader, list[DatasetRef]]:
 
     with GraphReader(graph_path) as reader:
         header = reader.header
-        refs: list[DatasetRef] = [ref for refs in header.init_outputs.values() for ref in refs]
+        refs: list[DatasetRef] = header.all_init_outputs()
         for quantum in reader.iter_quanta():
             for out in quantum.outputs.values():
                 refs.extend(out)
@@ -70,7 +81,7 @@ def _without_kept_init_outputs(
     made; the configs are the same files (a different config could not be written over them
     without --clobber-outputs), so the records already there stay and describe them.
     """
-    init_ids = {ref.id for refs in header.init_outputs.values() for ref in refs}
+    init_ids = {ref.id for ref in header.all_init_outputs()}
     kept = []
     for ref, info in found:
         if ref.id in init_ids:
@@ -112,15 +123,9 @@ def transfer_from_graph(
             )
         wanted = set(dataset_types)
         refs = [ref for ref in refs if ref.dataset_type.name in wanted]
-    found: list[tuple[DatasetRef, StoredFileInfo]] = []
     datastore = butler.datastore
-    for ref in refs:
-        # The file is read to record its real size and checksum: what is registered is what is there.
-        info = datastore.info_for_existing(ref, checksum=True)
-        if info is not None:
-            found.append((ref, info))
-        if progress is not None:
-            progress(1)
+    journaled, journals = read_journals(datastore.root, header.id_prefix)
+    found, missing = _find_outputs(datastore, refs, journaled, progress)
     if dry_run:
         recorded = butler.get_records(ref.id for ref, _ in found)
         new = sum(1 for ref, _ in found if ref.id not in recorded)
@@ -149,21 +154,36 @@ def transfer_from_graph(
         found = _without_kept_init_outputs(butler, header, found)
         inserted = registry.import_datasets([ref for ref, _ in found])
         butler.insert_datastore_records([info for _, info in found])
-        if clobber_outputs:
-            current = butler.get_records([ref.id for ref, _ in found])
+        # Registered before and rewritten since: every output with --clobber-outputs; without it
+        # only provenance, which a rerun of a quantum always replaces (it describes the latest attempt).
+        new_ids = {ref.id for ref in inserted}
+        rewritable = [
+            info
+            for ref, info in found
+            if ref.id not in new_ids
+            and (clobber_outputs or ref.dataset_type.storage_class in _REWRITTEN_STORAGE_CLASSES)
+        ]
+        if rewritable:
+            current = butler.get_records([info.dataset_id for info in rewritable])
             changed = []
-            for _, info in found:
+            for info in rewritable:
                 old = current.get(info.dataset_id)
                 if old is not None and (old.file_size, old.checksum) != (info.file_size, info.checksum):
                     changed.append(info)
             if changed:
                 butler.replace_datastore_records(changed)
-                _log.info("recorded %d clobbered output file(s) as they are now", len(changed))
+                _log.info("recorded %d rewritten output file(s) as they are now", len(changed))
         if update_output_chain and header.output:
             _update_chain(butler, header)
+    if not dataset_types:  # a partial merge leaves them for the rest of the outputs
+        remove_journals(journals)
     # Killed jobs leave their temporary files (.tmp-*) beside the outputs they were writing:
     # remove those that no live writer can still own (older than the datastore's threshold).
-    directories = sorted({datastore.predict_path(ref).rpartition("/")[0] for ref in refs})
+    # Outputs found give their directories from their records; only missing ones need predicting.
+    directories = sorted(
+        {info.path.rpartition("/")[0] for _, info in found}
+        | {datastore.predict_path(ref).rpartition("/")[0] for ref in missing}
+    )
     removed = datastore.remove_stale_temporaries(directories=directories)
     if removed:
         _log.info("removed %d stale temporary file(s) of killed jobs", len(removed))
@@ -175,6 +195,43 @@ def transfer_from_graph(
         len(inserted),
     )
     return MergeResult(len(refs), len(found), len(inserted), header.output_run, header.output, len(removed))
+
+
+def _find_outputs(
+    datastore: FileDatastore,
+    refs: list[DatasetRef],
+    journaled: dict[uuid.UUID, tuple[StoredFileInfo, int]],
+    progress: Callable[[int], None] | None,
+) -> tuple[list[tuple[DatasetRef, StoredFileInfo]], list[DatasetRef]]:
+    """The predicted outputs whose files exist, with the records to register; and the missing ones.
+
+    What is registered is what is there: a file's size and CRC-32 come from the job's journal
+    while the file is still the one the journal describes (same size and modification time),
+    and from reading the file otherwise.
+    """
+    found: list[tuple[DatasetRef, StoredFileInfo]] = []
+    missing: list[DatasetRef] = []
+    root = str(datastore.root)
+    for ref in refs:
+        info: StoredFileInfo | None = None
+        entry = journaled.get(ref.id)
+        if entry is not None:
+            recorded, mtime = entry
+            try:
+                st = os.stat(f"{root}/{recorded.path}")
+            except OSError:
+                st = None
+            if st is not None and st.st_size == recorded.file_size and st.st_mtime_ns == mtime:
+                info = recorded
+        if info is None:
+            info = datastore.info_for_existing(ref, checksum=True)
+        if info is not None:
+            found.append((ref, info))
+        else:
+            missing.append(ref)
+        if progress is not None:
+            progress(1)
+    return found, missing
 
 
 def _update_chain(butler: Butler, header: GraphHeader) -> None:

@@ -18,7 +18,7 @@ ConnectionKind = Literal["input", "output", "init_output"]
 
 #: Major version of the QuantumGraph file format; readers refuse files with another major.
 FORMAT_MAJOR = 1
-FORMAT_MINOR = 1
+FORMAT_MINOR = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +62,12 @@ class GraphHeader:
     """Creation time, user, host, command line, data query, counts; free-form but small."""
     id_prefix: int = 0
     """Upper 64 bits shared by the IDs this graph assigned (see :mod:`quantumgraph._ids`)."""
+    global_init_outputs: list[DatasetRef] = field(default_factory=list)
+    """Datasets written once per run, not per task: the ``packages`` dataset (format 1.2)."""
+
+    def all_init_outputs(self) -> list[DatasetRef]:
+        """Every init output: the tasks' (configs), then the run's own (packages)."""
+        return [ref for refs in self.init_outputs.values() for ref in refs] + list(self.global_init_outputs)
 
 
 @dataclass(slots=True)

@@ -52,6 +52,12 @@ from ._pipeline_yaml import (
     read_pipeline_text,
     substitute_parameters,
 )
+from ._provenance import (
+    LOG_CONNECTION,
+    METADATA_CONNECTION,
+    log_dataset_type_name,
+    metadata_dataset_type_name,
+)
 from ._task import PipelineTask
 
 
@@ -125,6 +131,11 @@ class TaskDef:
         for name in self.task_class.outputs:
             conns.append(ConnectionInfo(name, self.dataset_type_of(name), "output", False))
         conns.append(ConnectionInfo("config", f"{self.label}_config", "init_output", False))
+        # Provenance outputs of every quantum (quantumgraph._provenance), after the task's own.
+        conns.append(ConnectionInfo(LOG_CONNECTION, log_dataset_type_name(self.label), "output", False))
+        conns.append(
+            ConnectionInfo(METADATA_CONNECTION, metadata_dataset_type_name(self.label), "output", False)
+        )
         return TaskInfo(
             self.label, self.class_path, self.config.to_dict(), self.task_class.dimensions, tuple(conns)
         )

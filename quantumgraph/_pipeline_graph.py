@@ -14,6 +14,14 @@ from butler import DatasetType, DimensionUniverse
 
 from ._exceptions import PipelineError
 from ._pipeline import Pipeline, TaskDef
+from ._provenance import (
+    LOG_STORAGE_CLASS,
+    METADATA_STORAGE_CLASS,
+    PACKAGES_DATASET_TYPE,
+    PACKAGES_STORAGE_CLASS,
+    log_dataset_type_name,
+    metadata_dataset_type_name,
+)
 
 CONFIG_STORAGE_CLASS = "TaskConfig"
 
@@ -42,6 +50,7 @@ class PipelineGraph:
         definers: dict[str, str] = {}
         for label, task in pipeline.tasks.items():
             graph._add_task(label, task, definers)
+        graph._define(DatasetType(PACKAGES_DATASET_TYPE, (), PACKAGES_STORAGE_CLASS), "the run", definers)
         graph.task_order = graph._sort()
         return graph
 
@@ -89,6 +98,13 @@ class PipelineGraph:
             self.producers[dt.name] = label
         cfg = DatasetType(f"{label}_config", (), CONFIG_STORAGE_CLASS)
         self._define(cfg, f"{where} config", definers)
+        # Provenance every quantum writes (see quantumgraph._provenance), on the task's data IDs.
+        for name, sc in (
+            (log_dataset_type_name(label), LOG_STORAGE_CLASS),
+            (metadata_dataset_type_name(label), METADATA_STORAGE_CLASS),
+        ):
+            self._define(DatasetType(name, dims, sc), f"{where} provenance", definers)
+            self.producers[name] = label
 
     def _dataset_type(
         self, task: TaskDef, name: str, storage_class: str, dims: tuple[str, ...], where: str

@@ -71,7 +71,7 @@ def reserve_output_run(
         )
     if clobber_outputs:
         # Replacing means the tasks' configs too: the new ones are recorded as what is written.
-        inits = [ref for refs in header.init_outputs.values() for ref in refs]
+        inits = header.all_init_outputs()
         existing += _existing_outputs(butler, header, inits)
     if existing:
         butler.remove_datasets(existing)

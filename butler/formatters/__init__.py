@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._base import Formatter, StrPath
 from ._json import JsonFormatter
+from ._jsonl import JsonLinesFormatter
 from ._npy import NpyFormatter
 from ._registry import formatter_names, get_formatter, register_formatter
 from ._yaml import YamlFormatter
@@ -11,6 +12,7 @@ from ._yaml import YamlFormatter
 __all__ = [
     "Formatter",
     "JsonFormatter",
+    "JsonLinesFormatter",
     "NpyFormatter",
     "StrPath",
     "YamlFormatter",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .._exceptions import DatastoreError
 from ._base import Formatter
 from ._json import JsonFormatter
+from ._jsonl import JsonLinesFormatter
 from ._npy import NpyFormatter
 from ._yaml import YamlFormatter
 
@@ -24,7 +25,7 @@ def register_formatter(formatter: type[Formatter]) -> None:
     _FORMATTERS[formatter.name] = formatter()
 
 
-for _cls in (YamlFormatter, JsonFormatter, NpyFormatter):
+for _cls in (YamlFormatter, JsonFormatter, JsonLinesFormatter, NpyFormatter):
     register_formatter(_cls)
 
 

@@ -212,12 +212,19 @@ class DatasetManager:
             groups: dict[tuple[str, str], list[DatasetRef]] = {}
             for ref in pending.values():
                 groups.setdefault((ref.dataset_type.name, ref.run), []).append(ref)
+            resolved = []
+            distinct: set[DataCoordinate] = set()
             for (_, run), group in groups.items():
                 dt_id, dt = self._types.resolve(conn, group[0].dataset_type)
+                coords = [self.coerce_data_id(dt, ref.data_id) for ref in group]
+                distinct.update(coords)
+                resolved.append((run, group, dt_id, dt, coords))
+            # Once over the distinct data IDs: a merge's dataset types share most of theirs (an
+            # output and its quantum's log and metadata), and the cache only fills at commit.
+            self._records.check_data_ids(conn, distinct)
+            for run, group, dt_id, dt, coords in resolved:
                 self._collections.register_run(run)
                 run_id = self._collections.run_id(conn, run)
-                coords = [self.coerce_data_id(dt, ref.data_id) for ref in group]
-                self._records.check_data_ids(conn, coords)
                 rows = []
                 for ref, coord in zip(group, coords, strict=True):
                     rows.append(self._row(ref.id, dt_id, run_id, coord))

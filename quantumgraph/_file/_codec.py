@@ -549,6 +549,7 @@ def encode_header(
         "output_run": header.output_run,
         "output": header.output,
         "init_outputs": init_outputs,
+        "global_init_outputs": [encoder.ref(r, None, _EMPTY, (), False) for r in header.global_init_outputs],
         "pipeline_yaml": header.pipeline_yaml,
         "metadata": header.metadata,
         "id_prefix": header.id_prefix,

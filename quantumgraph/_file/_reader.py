@@ -186,7 +186,12 @@ class GraphReader:
         for label, refs in doc["init_outputs"].items():
             init_outputs[label] = [self._decoder.ref(r, None, empty, self._header_records) for r in refs]
         header.init_outputs = init_outputs
-        self._init_output_ids = {r.id for refs in init_outputs.values() for r in refs}
+        # Format 1.2 adds the run's own init outputs (packages); older files have none.
+        header.global_init_outputs = [
+            self._decoder.ref(r, None, empty, self._header_records)
+            for r in doc.get("global_init_outputs", ())
+        ]
+        self._init_output_ids = {r.id for r in header.all_init_outputs()}
         self.header: GraphHeader = header
 
     def _load(self, part: str, section: _Section, blob: bytes | None = None, blob_start: int = 0) -> bytes:

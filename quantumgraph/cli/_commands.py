@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .._execution import ExecutionOutcome, TaskFactory
     from .._merge import MergeResult
     from .._pipeline_graph import PipelineGraph
+    from .._written import WrittenJournal
 
 _log = logging.getLogger("quantumgraph.cli")
 
@@ -190,6 +191,9 @@ def run_graph(
     *,
     extend_run: bool = False,
     clobber_outputs: bool = False,
+    no_versions: bool = False,
+    fail_fast: bool = False,
+    timeout: float | None = None,
 ) -> tuple[int, int, int, MergeResult]:
     """Reserve the output run, execute locally, then merge; returns (succeeded, failed, pruned, merge).
 
@@ -222,18 +226,25 @@ def run_graph(
     try:
         with progress_bar(len(graph), "Running quanta", enabled=progress) as bar:
             summary = run_graph_locally(
-                graph, Path(repo), jobs=jobs, progress=bar, clobber_outputs=clobber_outputs
+                graph,
+                Path(repo),
+                jobs=jobs,
+                progress=bar,
+                clobber_outputs=clobber_outputs,
+                timeout=timeout,
+                fail_fast=fail_fast,
+                no_versions=no_versions,
             )
         with Butler(repo) as butler:
             result = transfer_from_graph(graph_path, butler, clobber_outputs=clobber_outputs)
     finally:
         if tmpdir is not None:
             tmpdir.cleanup()
-    return len(summary.succeeded), len(summary.failed), len(summary.pruned), result
+    return len(summary.succeeded), len(summary.failed), len(summary.pruned) + len(summary.stopped), result
 
 
-def pre_exec_init_qbb(repo: str, graph_path: str) -> int:
-    """Write every task's init outputs (configs) into the datastore; no registry access."""
+def pre_exec_init_qbb(repo: str, graph_path: str, *, no_versions: bool = False) -> int:
+    """Write every task's init outputs (configs) and the run's packages; no registry access."""
     from .._execution import write_init_outputs
     from .._file import GraphReader
     from .._qbb import make_limited_butler
@@ -241,7 +252,7 @@ def pre_exec_init_qbb(repo: str, graph_path: str) -> int:
     with GraphReader(graph_path) as reader:
         header = reader.header
         butler = make_limited_butler(Path(repo), header, {})
-        return write_init_outputs(header.tasks, header.init_outputs, butler)
+        return write_init_outputs(header, butler, no_versions=no_versions)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,13 +269,17 @@ class JobOutcome:
     @property
     def errors(self) -> list[str]:
         """Error lines in the order the quanta were given, as a job log reads best."""
-        return [line for _, line in sorted({**self.outcome.failed, **self.outcome.pruned}.items())]
+        lines = [line for _, line in sorted({**self.outcome.failed, **self.outcome.pruned}.items())]
+        return lines + [
+            f"quantum {self.quanta[i].id} not run: --fail-fast stopped at the first failure"
+            for i in self.outcome.stopped
+        ]
 
 
 # Set in the parent before forking run-qbb's worker processes (-j N); read by the workers.
 _JOB_QUANTA: list[tuple[Quantum, dict[uuid.UUID, StoredFileInfo]]] = []
-_JOB_SETUP: tuple[Path, GraphHeader, bool] | None = None
-_JOB_WORKER: tuple[QuantumBackedButler, TaskFactory] | None = None
+_JOB_SETUP: tuple[Path, GraphHeader, bool, float | None] | None = None
+_JOB_WORKER: tuple[QuantumBackedButler, TaskFactory, WrittenJournal] | None = None
 
 
 def _run_job_quantum(index: int) -> str | None:
@@ -272,18 +287,17 @@ def _run_job_quantum(index: int) -> str | None:
     global _JOB_WORKER
     from .._execution import TaskFactory, try_execute_quantum
     from .._qbb import make_limited_butler
+    from .._written import WrittenJournal
 
+    assert _JOB_SETUP is not None
+    repo, header, clobber, timeout = _JOB_SETUP
     if _JOB_WORKER is None:
-        assert _JOB_SETUP is not None
-        repo, header, clobber = _JOB_SETUP
-        _JOB_WORKER = (
-            make_limited_butler(repo, header, {}, clobber_outputs=clobber),
-            TaskFactory(header.tasks),
-        )
-    qbb, tasks = _JOB_WORKER
+        qbb = make_limited_butler(repo, header, {}, clobber_outputs=clobber)
+        _JOB_WORKER = (qbb, TaskFactory(header.tasks), WrittenJournal(qbb.root, header.id_prefix))
+    qbb, tasks, journal = _JOB_WORKER
     quantum, records = _JOB_QUANTA[index]
     qbb.add_records(records)
-    return try_execute_quantum(tasks.get(quantum.task_label), quantum, qbb)
+    return try_execute_quantum(tasks.get(quantum.task_label), quantum, qbb, timeout=timeout, journal=journal)
 
 
 def run_qbb(
@@ -294,6 +308,8 @@ def run_qbb(
     *,
     clobber_outputs: bool = False,
     processes: int = 1,
+    timeout: float | None = None,
+    fail_fast: bool = False,
 ) -> JobOutcome:
     """Run the given quanta in the given order (all, in file order, when none given).
 
@@ -308,6 +324,7 @@ def run_qbb(
     from .._file import GraphReader
     from .._job_local import JobLocalButler, JobLocalStore, plan_job_local
     from .._qbb import make_limited_butler
+    from .._written import WrittenJournal
 
     with GraphReader(graph_path) as reader:
         header = reader.header
@@ -330,11 +347,13 @@ def run_qbb(
         _log.warning("-j %d ignored: --job-local keeps outputs in this process's memory", processes)
         processes = 1
     if processes > 1:
-        _JOB_QUANTA, _JOB_SETUP, _JOB_WORKER = read, (Path(repo), header, clobber_outputs), None
+        _JOB_QUANTA, _JOB_SETUP, _JOB_WORKER = read, (Path(repo), header, clobber_outputs, timeout), None
         try:
             context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
             with ProcessPoolExecutor(max_workers=processes, mp_context=context) as pool:
-                outcome = execute_quanta(quanta, _run_job_quantum, pool=pool, in_flight=processes * 2)
+                outcome = execute_quanta(
+                    quanta, _run_job_quantum, pool=pool, in_flight=processes * 2, fail_fast=fail_fast
+                )
         finally:
             _JOB_QUANTA, _JOB_SETUP = [], None
         return JobOutcome(quanta, outcome)
@@ -344,13 +363,19 @@ def run_qbb(
     # quantum's input records are added to it as the quantum comes up.
     qbb = make_limited_butler(Path(repo), header, {}, clobber_outputs=clobber_outputs)
     butler: LimitedButler = qbb if store is None else JobLocalButler(qbb, store)
+    journal = WrittenJournal(qbb.root, header.id_prefix)
 
     def run_one(i: int) -> str | None:
         quantum, records = read[i]
         qbb.add_records(records)
-        return try_execute_quantum(tasks.get(quantum.task_label), quantum, butler)
+        return try_execute_quantum(
+            tasks.get(quantum.task_label), quantum, butler, timeout=timeout, journal=journal
+        )
 
-    outcome = execute_quanta(quanta, run_one)
+    try:
+        outcome = execute_quanta(quanta, run_one, fail_fast=fail_fast)
+    finally:
+        journal.close()
     if store is not None:
         _log.info("kept %d job-local dataset(s) in memory instead of the datastore", store.kept)
     return JobOutcome(quanta, outcome)

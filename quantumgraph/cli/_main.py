@@ -255,8 +255,33 @@ def build(
     help="Write into an output run that already exists, replacing the outputs (and task configs) it "
     "already holds for this graph: those are removed before execution.",
 )
+@click.option(
+    "--no-versions",
+    is_flag=True,
+    help="Neither write nor check the run's 'packages' dataset (software versions). Without it, a "
+    "run whose packages differ from this process's is refused.",
+)
+@click.option(
+    "--fail-fast",
+    is_flag=True,
+    help="Start no quantum after the first failure (quanta already running finish); the rest are "
+    "reported as not run.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Fail any quantum that runs longer than SECONDS (per quantum); its log records the timeout.",
+)
 def run(
-    source: GraphSource, save_qgraph: str | None, jobs: int, extend_run: bool, clobber_outputs: bool
+    source: GraphSource,
+    save_qgraph: str | None,
+    jobs: int,
+    extend_run: bool,
+    clobber_outputs: bool,
+    no_versions: bool,
+    fail_fast: bool,
+    timeout: float | None,
 ) -> None:
     """Build a graph (or load one), execute every quantum here, and register the outputs.
 
@@ -277,6 +302,9 @@ def run(
         progress_enabled(),
         extend_run=extend_run,
         clobber_outputs=clobber_outputs,
+        no_versions=no_versions,
+        fail_fast=fail_fast,
+        timeout=timeout,
     )
     where_out = merged.output or merged.output_run
     click.echo(
@@ -290,9 +318,18 @@ def run(
 @main.command("pre-exec-init-qbb")
 @click.argument("repo")
 @click.argument("graph")
-def pre_exec_init_qbb(repo: str, graph: str) -> None:
-    """Write each task's init outputs (its config) before any quantum runs; no registry access."""
-    n = cmd.pre_exec_init_qbb(repo, graph)
+@click.option(
+    "--no-versions",
+    is_flag=True,
+    help="Neither write nor check the run's 'packages' dataset (software versions).",
+)
+def pre_exec_init_qbb(repo: str, graph: str, no_versions: bool) -> None:
+    """Write each task's init outputs (its config) and the run's packages before any quantum runs.
+
+    No registry access. If the run already has a packages dataset with other versions of a
+    package this process imported, stops with an error (unless --no-versions).
+    """
+    n = cmd.pre_exec_init_qbb(repo, graph, no_versions=no_versions)
     click.echo(f"wrote {n} init-output dataset(s)", err=True)
 
 
@@ -340,6 +377,13 @@ def pre_exec_init_qbb(repo: str, graph: str) -> None:
     "code, and per quantum its id, task label, data ID, status (success, failure, skipped) and "
     "error. Written even when the job fails.",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="SECONDS",
+    help="Fail any quantum that runs longer than SECONDS (per quantum); its log records the timeout.",
+)
+@click.option("--fail-fast", is_flag=True, help="Run no further quantum of this job after the first failure.")
 def run_qbb(
     repo: str,
     graph: str,
@@ -348,6 +392,8 @@ def run_qbb(
     clobber_outputs: bool,
     processes: int,
     summary: str | None,
+    timeout: float | None,
+    fail_fast: bool,
 ) -> None:
     """Run quanta from a graph file with a quantum-backed butler (the batch-job entry point).
 
@@ -357,7 +403,14 @@ def run_qbb(
     """
     try:
         job = cmd.run_qbb(
-            repo, graph, node_ids, job_local, clobber_outputs=clobber_outputs, processes=processes
+            repo,
+            graph,
+            node_ids,
+            job_local,
+            clobber_outputs=clobber_outputs,
+            processes=processes,
+            timeout=timeout,
+            fail_fast=fail_fast,
         )
     except Exception as exc:
         if summary:

@@ -106,7 +106,8 @@ def test_clustered_quickstart_with_job_local_post_isr(clustered: Path, tmp_path:
     submit_dir = next(Path("submit").rglob("workflow.json")).parent
     n = len(EXPOSURES) * len(DETECTORS)
     final_log = (submit_dir / "logs" / "finalJob" / "finalJob.out").read_text()
-    predicted = 3 + 2 * n + len(EXPOSURES)
+    # configs and packages; per quantum its output, log and metadata (job-local postISR unwritten)
+    predicted = 4 + 3 * (2 * n + len(EXPOSURES))
     assert f"{predicted - n} of {predicted} predicted outputs found" in final_log
     assert f"; {n} missing" in final_log
     command = (submit_dir / "workflow.json").read_text()

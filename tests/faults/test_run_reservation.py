@@ -68,7 +68,8 @@ def test_second_run_into_one_output_run_is_refused(tmp_path: Path, db_url: str, 
     first = _run(repo, _pipeline(tmp_path, 2.0))
     assert first.exit_code == 0, first.output
     before = _contents(repo)
-    assert len(before) == 10  # 4 postISRCCD + 4 calexp + the two tasks' configs
+    # 4 postISR + 4 calexp, each quantum's log and metadata, the two tasks' configs and packages
+    assert len(before) == 3 * 8 + 3
     second = _run(repo, _pipeline(tmp_path, 3.0))
     assert second.exit_code == 1, second.output
     assert second.output.strip().splitlines()[-1] == (
@@ -95,7 +96,7 @@ def test_extend_run_adds_a_disjoint_query_and_refuses_an_overlap(
     assert overlap.exit_code == 1, overlap.output
     last = overlap.output.strip().splitlines()[-1]
     assert last.startswith(
-        f"error: output run '{RUN}' already holds 4 of this graph's predicted outputs (e.g. "
+        f"error: output run '{RUN}' already holds 12 of this graph's predicted outputs (e.g. "
     )
     assert last.endswith("); pass --clobber-outputs to replace them, or narrow the data query")
     assert _contents(repo) == before
@@ -110,7 +111,7 @@ def test_clobber_outputs_replaces_the_run_with_the_new_config(
     assert clobbered.exit_code == 0, clobbered.output
     assert _calexp_scales(repo) == {(e, d): 3.0 for e in (1, 2) for d in (0, 1)}
     contents = _contents(repo)
-    assert len(contents) == 10
+    assert len(contents) == 3 * 8 + 3
     config = next(v for (name, _), v in contents.items() if name == "calibrate_config")
     assert config["scale"] == 3.0
 

@@ -109,7 +109,7 @@ def test_isr_and_calibrate_read_and_write_the_expected_datasets(
         registered = shared_butler.find_dataset("raw", dict(q.data_id), collections=DEFAULTS)
         assert registered is not None
         assert (raw.id, raw.run, raw.data_id) == (registered.id, RAW_RUN, q.data_id)
-        assert list(q.outputs) == ["post_isr"]
+        assert list(q.outputs) == ["post_isr", "_log", "_metadata"]
         (post_isr,) = q.outputs["post_isr"]
         assert (post_isr.dataset_type.name, post_isr.data_id, post_isr.run) == (
             "postISR",
@@ -162,7 +162,10 @@ def test_outputs_are_new_datasets_in_the_output_run(graph: QuantumGraph, shared_
     raws = {ref.id for ref in shared_butler.query_datasets("raw", DEFAULTS)}
     assert raws.isdisjoint(ids)
     # Every output type the graph predicts is described in the header, so jobs need no registry.
-    assert {ref.dataset_type.name for ref in outputs} == {"postISR", "calexp", "summary"}
+    provenance = {
+        f"{label}_{kind}" for label in ("isr", "calibrate", "gather") for kind in ("log", "metadata")
+    }
+    assert {ref.dataset_type.name for ref in outputs} == {"postISR", "calexp", "summary"} | provenance
     for ref in outputs + inits:
         assert header.dataset_types[ref.dataset_type.name] == ref.dataset_type
 

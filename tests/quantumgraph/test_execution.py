@@ -78,7 +78,8 @@ def test_pipetask_run_computes_every_output(
     result = pipetask("run", "-b", demo_repo, "-i", DEFAULTS, "-o", OUTPUT, "-p", pipeline_file, "-j", jobs)
     assert result.exit_code == 0, result.output
     n_quanta = 2 * len(exposures) * len(detectors) + len(exposures)
-    n_outputs = n_quanta + 3  # one dataset per quantum, plus the three task configs
+    # per quantum its output, log and metadata; the three task configs and the run's packages
+    n_outputs = 3 * n_quanta + 4
     assert (
         f"{n_quanta} quanta succeeded, 0 failed, 0 not run because of upstream failures; "
         f"{n_outputs} outputs registered in {OUTPUT}" in result.stdout
@@ -93,7 +94,14 @@ def test_pipetask_run_computes_every_output(
             for name in ("postISR", "calexp", "summary", "isr_config", "calibrate_config", "gather_config")
             for ref in butler.query_datasets(name, [run])
         ]
-        assert len(registered) == n_outputs
+        provenance = [
+            ref
+            for label in ("isr", "calibrate", "gather")
+            for kind in ("log", "metadata")
+            for ref in butler.query_datasets(f"{label}_{kind}", [run])
+        ]
+        assert len(registered) + len(provenance) + len(butler.query_datasets("packages", [run])) == n_outputs
+        assert len(provenance) == 2 * n_quanta
         # The inputs are still there, reachable through the output chain.
         assert (
             read(butler, "raw", instrument="DemoCam", exposure=1, detector=0, collections=[OUTPUT])["value"]
@@ -248,7 +256,8 @@ def test_failing_quantum_skips_only_what_depends_on_it(
     assert result.exit_code == 1, result.output
     n_e, n_d = len(exposures), len(detectors)
     succeeded = n_e * n_d + n_e * (n_d - 1)  # every isr, and calibrate on the other detectors
-    registered = succeeded + 3  # and the three task configs
+    # every quantum that ran writes its log and metadata, failed or not; configs and packages
+    registered = 3 * succeeded + 2 * n_e + 4
     assert (
         f"{succeeded} quanta succeeded, {n_e} failed, {n_e} not run because of upstream failures; "
         f"{registered} outputs registered in {output}" in result.stdout

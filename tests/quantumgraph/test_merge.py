@@ -49,8 +49,8 @@ def quantum(graph: QuantumGraph, label: str, exposure: int, detector: int | None
 
 
 def predicted_ids(graph: QuantumGraph, quanta: list[Quantum] | None = None) -> set[uuid.UUID]:
-    """Init outputs, plus the outputs of ``quanta`` (default: every quantum)."""
-    ids = {ref.id for refs in graph.header.init_outputs.values() for ref in refs}
+    """Init outputs (configs and packages), plus the outputs of ``quanta`` (default: every quantum)."""
+    ids = {ref.id for ref in graph.header.all_init_outputs()}
     ids.update(ref.id for q in (graph.quanta if quanta is None else quanta) for ref in q.output_refs())
     return ids
 
@@ -103,7 +103,7 @@ def test_jobs_run_without_the_registry_and_the_merge_registers_their_outputs(
     with registry_out_of_reach(demo_repo):
         init = run_script("pipetask", "pre-exec-init-qbb", demo_repo, saved_graph)
         assert init.returncode == 0, init.stderr
-        assert "wrote 3 init-output dataset(s)" in init.stderr
+        assert "wrote 4 init-output dataset(s)" in init.stderr
         # A few jobs exactly as bps renders them, one quantum (or two) each.
         for q in first:
             job = run_script("pipetask", "run-qbb", demo_repo, saved_graph, "--qgraph-node-id", str(q.id))
@@ -165,7 +165,7 @@ def test_merge_after_a_partial_workflow_registers_only_what_ran(
     with Butler(demo_repo) as butler:
         merged = transfer_from_graph(saved_graph, butler)
     n_predicted = len(predicted_ids(graph))
-    n_done = len(done) + 3  # each quantum's one output, and the three configs
+    n_done = 3 * len(done) + 4  # each quantum's output, log and metadata; three configs and packages
     assert (merged.predicted, merged.found, merged.registered, merged.missing) == (
         n_predicted,
         n_done,
@@ -212,7 +212,7 @@ def test_merge_with_nothing_run_registers_nothing_but_the_run(
 def test_pre_exec_init_qbb_is_safe_to_rerun(saved_graph: Path, demo_repo: Path, pipetask: Invoke) -> None:
     first = pipetask("pre-exec-init-qbb", demo_repo, saved_graph)
     assert first.exit_code == 0, first.output
-    assert "wrote 3 init-output dataset(s)" in first.stderr
+    assert "wrote 4 init-output dataset(s)" in first.stderr
     again = pipetask("pre-exec-init-qbb", demo_repo, saved_graph)
     assert again.exit_code == 0, again.output
     assert "wrote 0 init-output dataset(s)" in again.stderr
