@@ -324,6 +324,19 @@ class Butler:
         for info in infos.values():
             self.datastore.remove(info)
 
+    def unstore_datasets(self, refs: Iterable[DatasetRef]) -> int:
+        """Delete the files and file records of datasets but keep them registered; returns how many
+        had a file record.  What LSST calls "unstore": the run's history stays queryable, its
+        storage is freed (``pipetask run --replace-run --prune-replaced unstore``)."""
+        self._check_writeable()
+        refs = list(refs)
+        with self.registry.transaction() as conn:
+            infos = self._records.fetch([r.id for r in refs], connection=conn)
+            self._records.delete(list(infos), connection=conn)
+        for info in infos.values():
+            self.datastore.remove(info)
+        return len(infos)
+
     # -- reading ----------------------------------------------------------------------------------
 
     def get_records(self, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, StoredFileInfo]:

@@ -17,8 +17,11 @@ from ._exceptions import (
     QuantumExecutionError,
     QuantumGraphError,
     QuantumNotFoundError,
+    QuantumTimeoutError,
+    RunConflictError,
 )
 from ._model import ConnectionInfo, GraphHeader, GraphSummary, Quantum, QuantumGraph, TaskInfo
+from ._options import GraphOptions
 from ._task import Input, Output, PipelineTask
 
 if TYPE_CHECKING:
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
     from ._merge import MergeResult, transfer_from_graph
     from ._pipeline import Pipeline
     from ._pipeline_graph import PipelineGraph
+    from ._report import GraphReport, QuantumFailure, TaskSummary, format_report, report_graph
+    from .cli import parse_graph_options
 
 _LAZY = {
     "build_quantum_graph": "._builder",
@@ -36,6 +41,12 @@ _LAZY = {
     "write_graph": "._file",
     "transfer_from_graph": "._merge",
     "MergeResult": "._merge",
+    "GraphReport": "._report",
+    "QuantumFailure": "._report",
+    "TaskSummary": "._report",
+    "format_report": "._report",
+    "report_graph": "._report",
+    "parse_graph_options": ".cli",
 }
 
 __all__ = [
@@ -43,6 +54,8 @@ __all__ = [
     "GraphBuildError",
     "GraphFileError",
     "GraphHeader",
+    "GraphOptions",
+    "GraphReport",
     "GraphSummary",
     "GraphReader",
     "Input",
@@ -55,12 +68,19 @@ __all__ = [
     "PipelineTask",
     "Quantum",
     "QuantumExecutionError",
+    "QuantumFailure",
     "QuantumGraph",
     "QuantumGraphError",
     "QuantumNotFoundError",
+    "QuantumTimeoutError",
+    "RunConflictError",
     "TaskConfig",
     "TaskInfo",
+    "TaskSummary",
     "build_quantum_graph",
+    "format_report",
+    "parse_graph_options",
+    "report_graph",
     "transfer_from_graph",
     "write_graph",
 ]

@@ -53,6 +53,7 @@ from ._provenance import (
     log_dataset_type_name,
     metadata_dataset_type_name,
 )
+from ._skip import SucceededQuanta
 
 if TYPE_CHECKING:
     from butler import Butler
@@ -143,8 +144,13 @@ def build_quantum_graph(
     output: str | None = None,
     where: str | None = None,
     existing_run_ok: bool = False,
+    skip_existing_in: Sequence[str] = (),
 ) -> QuantumGraph:
     """Plan every quantum of ``pipeline`` over the inputs found in ``input_collections``.
+
+    With ``skip_existing_in`` (collections), a quantum whose ``{label}_metadata`` there says it
+    succeeded, and whose outputs are all there, is left out; its outputs become inputs of the
+    quanta that read them.  A quantum that failed, never ran or lost an output is planned again.
 
     An ``output_run`` that already exists is refused unless ``existing_run_ok``: ``pipetask run``
     passes it because it reserves the run itself, atomically, when execution starts, and decides
@@ -164,7 +170,13 @@ def build_quantum_graph(
     dataset_types = _resolve_dataset_types(butler, pgraph)
     available = _query_inputs(butler, pgraph, dataset_types, input_collections, where)
     ids = IdFactory()
-    quanta, counts = _form_quanta(butler, pipeline, pgraph, dataset_types, available, ids, output_run)
+    skip = SucceededQuanta.find(butler, pgraph, skip_existing_in) if skip_existing_in else None
+    quanta, counts = _form_quanta(butler, pipeline, pgraph, dataset_types, available, ids, output_run, skip)
+    if not quanta and skip is not None and skip.skipped:
+        raise GraphBuildError(
+            f"nothing to run: all {skip.skipped} quanta already succeeded in "
+            f"{', '.join(skip_existing_in)} (--skip-existing-in)"
+        )
     if not quanta:
         inputs = ", ".join(f"{n} ({len(available[n])} found)" for n in pgraph.overall_inputs)
         raise GraphBuildError(
@@ -288,15 +300,17 @@ def _form_quanta(
     available: dict[str, dict[DataCoordinate, DatasetRef]],
     ids: IdFactory,
     output_run: str,
+    skip: SucceededQuanta | None = None,
 ) -> tuple[list[Quantum], dict[str, int]]:
     """Every task's quanta, in task (dependency) order, with IDs from ``ids`` for quanta and
-    predicted outputs; returns them and the count per task.  ``available`` gains the outputs."""
+    predicted outputs; returns them and the count per task.  ``available`` gains the outputs
+    (the existing ones of quanta ``skip`` leaves out)."""
     projector = _Projector(butler, butler.universe)
     quanta: list[Quantum] = []
     counts: dict[str, int] = {}
     for label in pgraph.task_order:
         task_quanta = _plan_task(
-            label, pipeline, pgraph, dataset_types, available, projector, ids, output_run
+            label, pipeline, pgraph, dataset_types, available, projector, ids, output_run, skip
         )
         counts[label] = len(task_quanta)
         quanta.extend(task_quanta)
@@ -309,13 +323,11 @@ def _input_records(
     available: dict[str, dict[DataCoordinate, DatasetRef]],
     quanta: list[Quantum],
 ) -> dict[uuid.UUID, StoredFileInfo]:
-    """Datastore records of the overall inputs some quantum reads, so batch jobs never need
-    the registry to find them."""
-    used_inputs = {ref.id for q in quanta for ref in q.input_refs()}
-    overall_ids = [
-        ref.id for name in pgraph.overall_inputs for ref in available[name].values() if ref.id in used_inputs
-    ]
-    return butler.get_records(overall_ids)
+    """Datastore records of every input no quantum of the graph produces (overall inputs, and
+    outputs of quanta left out by --skip-existing-in), so batch jobs never need the registry."""
+    produced = {ref.id for q in quanta for ref in q.output_refs()}
+    existing = list(dict.fromkeys(ref.id for q in quanta for ref in q.input_refs() if ref.id not in produced))
+    return butler.get_records(existing)
 
 
 def _check_output_collections(
@@ -343,6 +355,7 @@ def _plan_task(
     projector: _Projector,
     ids: IdFactory,
     output_run: str,
+    skip: SucceededQuanta | None = None,
 ) -> list[Quantum]:
     task = pipeline.tasks[label]
     dims = pgraph.task_dimensions[label]
@@ -398,6 +411,12 @@ def _plan_task(
         if missing is not None:
             _log.info("task %s: no quantum for {%s}: input %s not found", label, qid, missing)
             continue
+        if skip is not None:
+            existing = skip.outputs_if_succeeded(label, qid, outputs)
+            if existing is not None:
+                for ref in existing:
+                    available.setdefault(ref.dataset_type.name, {})[ref.data_id] = ref
+                continue
         quantum_id = ids.next_id()
         q_outputs: dict[str, list[DatasetRef]] = {}
         for name, dt in outputs:

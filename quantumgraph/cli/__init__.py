@@ -13,6 +13,6 @@ from .._exceptions import QuantumGraphError
 
 register_error_root(QuantumGraphError)
 
-from ._main import main  # noqa: E402  (after the registration it relies on)
+from ._main import main, parse_graph_options  # noqa: E402  (after the registration it relies on)
 
-__all__ = ["main"]
+__all__ = ["main", "parse_graph_options"]

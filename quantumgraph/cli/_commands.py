@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from .._exceptions import GraphBuildError
 from .._model import GraphHeader, Quantum, QuantumGraph
+from .._options import GraphOptions
 
 if TYPE_CHECKING:
     from butler import Butler, LimitedButler, QuantumBackedButler, StoredFileInfo
@@ -63,6 +64,7 @@ def build_graph(
     *,
     existing_run_ok: bool = False,
     instrument: str | None = None,
+    options: GraphOptions | None = None,
 ) -> QuantumGraph:
     """Open the repository read-only and build the graph for the given pipeline and query.
 
@@ -70,26 +72,53 @@ def build_graph(
     the run when execution starts and refuses it there, with the options that allow it).
     ``instrument`` (``--instrument``): the pipeline's instrument, replacing its file's; an
     instrument name or the class path recorded for one (LSST passes class paths).
+    ``options``: the rerun and pipeline options of ``pipetask qgraph``/``run`` (see :class:`GraphOptions`).
     """
     from butler import Butler, check_collection_name
 
     from .._builder import build_quantum_graph
     from .._pipeline import Pipeline
 
-    pipeline = Pipeline.from_file(pipeline_path)
+    opts = options or GraphOptions()
+    pipeline = opts.apply_to_pipeline(Pipeline.from_file(pipeline_path))
     with Butler(repo, writeable=False) as butler:
         if instrument is not None:
             pipeline.instrument = resolve_instrument(butler, instrument)
         collections = split_collections(inputs)
-        if not collections and output:
-            # Like LSST: with no -i, an existing output chain supplies the inputs.
+        chain: list[str] = []
+        if output:
             existing = dict(butler.registry.query_collections())
             if existing.get(output) == "CHAINED":
-                collections = list(butler.registry.get_chain(output))
+                chain = list(butler.registry.get_chain(output))
+        if opts.replace_run:
+            if not chain:
+                raise GraphBuildError(
+                    f"--replace-run needs an existing output chain -o/--output (got {output!r})"
+                )
+            if butler.registry.get_collection_type(chain[0]) != "RUN":
+                raise GraphBuildError(
+                    f"--replace-run: the first child of {output!r}, {chain[0]!r}, is not a RUN"
+                )
+        if not collections and chain:
+            # Like LSST: with no -i, an existing output chain supplies the inputs (without the run
+            # --replace-run takes out of it).
+            collections = chain[1:] if opts.replace_run else chain
+        if output_run is None and opts.extend_run:
+            # Like LSST: --extend-run with -o continues the run at the front of the output chain.
+            if not chain:
+                raise GraphBuildError(
+                    "--extend-run needs --output-run, or -o naming an existing output chain"
+                )
+            output_run = chain[0]
         if output_run is None:
             if output is None:
                 raise GraphBuildError("give -o/--output (a CHAINED collection) or --output-run")
             output_run = default_output_run(output)
+        skip_in = split_collections(opts.skip_existing_in)
+        if opts.skip_existing and output_run not in skip_in:
+            skip_in.append(output_run)
+        if opts.skip_existing and output_run not in dict(butler.registry.query_collections()):
+            skip_in.remove(output_run)  # a new run holds nothing to skip
         # Names become directories (datastore, submit directories): refuse escaping ones here,
         # before a graph naming them is built or saved.
         for name in (output, output_run):
@@ -103,6 +132,7 @@ def build_graph(
             output=output,
             where=where,
             existing_run_ok=existing_run_ok,
+            skip_existing_in=skip_in,
         )
 
 
@@ -189,8 +219,9 @@ def run_graph(
     jobs: int,
     progress: bool,
     *,
-    extend_run: bool = False,
+    options: GraphOptions | None = None,
     clobber_outputs: bool = False,
+    init_only: bool = False,
     no_versions: bool = False,
     fail_fast: bool = False,
     timeout: float | None = None,
@@ -198,7 +229,8 @@ def run_graph(
     """Reserve the output run, execute locally, then merge; returns (succeeded, failed, pruned, merge).
 
     The run is reserved before any quantum runs (see :mod:`quantumgraph._reserve`): a run that
-    already exists is refused unless ``extend_run`` or ``clobber_outputs`` says to reuse it.
+    already exists is refused unless ``options.extend_run`` or ``clobber_outputs`` says to reuse it.
+    With ``init_only`` only the configs and packages are written and merged.
     """
     from butler import Butler
     from butler.progress import progress_bar
@@ -212,11 +244,21 @@ def run_graph(
     # (the laptop counterpart of the PYTHONPATH bps gives batch jobs).
     add_task_search_path(graph.header.metadata.get("python_path") or [])
 
+    opts = options or GraphOptions()
     with Butler(repo) as butler:
+        if opts.replace_run:
+            replace_output_run(butler, graph.header.output, opts.prune_replaced)
         outputs = [ref for q in graph.quanta for refs in q.outputs.values() for ref in refs]
         reserve_output_run(
-            butler, graph.header, outputs, extend_run=extend_run, clobber_outputs=clobber_outputs
+            butler,
+            graph.header,
+            outputs,
+            extend_run=opts.extend_run,
+            clobber_outputs=clobber_outputs,
+            replace_unsuccessful=_skips_run(butler, opts, graph.header.output_run),
         )
+    if init_only:
+        graph = QuantumGraph(graph.header, [], graph.datastore_records)
 
     tmpdir = None
     if graph_path is None:
@@ -241,6 +283,47 @@ def run_graph(
         if tmpdir is not None:
             tmpdir.cleanup()
     return len(summary.succeeded), len(summary.failed), len(summary.pruned) + len(summary.stopped), result
+
+
+def _skips_run(butler: Any, options: GraphOptions, run: str) -> bool:
+    """Whether the graph left out the quanta that succeeded in ``run`` (--skip-existing(-in))."""
+    from butler import MissingCollectionError
+
+    if options.skip_existing:
+        return True
+    try:
+        return run in butler.registry.resolve_collections(split_collections(options.skip_existing_in))
+    except MissingCollectionError:
+        return False
+
+
+def replace_output_run(butler: Any, output: str | None, prune: str | None) -> str:
+    """``--replace-run``: take the first run out of the ``output`` chain; prune it if asked."""
+    if output is None:
+        raise GraphBuildError("--replace-run needs -o/--output, the chain whose first run is replaced")
+    replaced: list[str] = []
+
+    def drop_first(children: list[str]) -> list[str]:
+        replaced[:] = children[:1]
+        return children[1:]
+
+    butler.registry.update_chain(output, drop_first)
+    if not replaced:
+        raise GraphBuildError(f"--replace-run: the output chain {output!r} is empty")
+    run = replaced[0]
+    if prune is not None:
+        refs = [
+            ref
+            for dt in butler.registry.query_dataset_types()
+            for ref in butler.registry.query_datasets(dt.name, [run])
+        ]
+        if prune == "unstore":
+            n = butler.unstore_datasets(refs)
+            _log.info("--prune-replaced unstore: deleted the files of %d dataset(s) of %s", n, run)
+        else:
+            butler.remove_datasets(refs)
+            _log.info("--prune-replaced purge: deleted %d dataset(s) of %s", len(refs), run)
+    return run
 
 
 def pre_exec_init_qbb(repo: str, graph_path: str, *, no_versions: bool = False) -> int:

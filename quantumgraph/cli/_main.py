@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -13,7 +14,9 @@ import click
 from butler.cli_support import CommandGroup, progress_enabled
 
 from .. import _pictures as pictures
+from .._exceptions import GraphBuildError
 from .._model import QuantumGraph
+from .._options import GraphOptions
 from . import _commands as cmd
 from ._show import SHOW_CHOICES, check_show, render
 
@@ -35,7 +38,7 @@ class GraphSource:
     qgraph: str | None
     instrument: str | None = None
 
-    def obtain(self, *, existing_run_ok: bool = False) -> QuantumGraph:
+    def obtain(self, *, existing_run_ok: bool = False, options: GraphOptions | None = None) -> QuantumGraph:
         if self.qgraph:
             if self.instrument is not None:
                 raise click.UsageError("--instrument applies to a graph being built, not to --qgraph FILE")
@@ -51,6 +54,7 @@ class GraphSource:
             self.where,
             existing_run_ok=existing_run_ok,
             instrument=self.instrument,
+            options=options,
         )
 
 
@@ -124,6 +128,114 @@ def graph_source_options(*, repo_required: bool) -> Callable[[F], F]:
     return decorator
 
 
+def graph_options(*, execution: bool) -> Callable[[F], F]:
+    """The rerun and pipeline options of ``qgraph`` and ``run`` (LSST's names), handed over as one
+    :class:`GraphOptions` ``options``; ``execution`` adds those only ``run`` has."""
+    options = [
+        click.option(
+            "--skip-existing-in",
+            "skip_existing_in",
+            multiple=True,
+            metavar="COLLECTIONS",
+            help="Leave out quanta whose {label}_metadata in these collections (repeat or comma-separate) "
+            "says they succeeded and whose outputs are there; their outputs are read from there. "
+            "Failed and never-run quanta are planned again.",
+        ),
+        click.option(
+            "--skip-existing",
+            is_flag=True,
+            help="Like --skip-existing-in with the output run (useful with --extend-run).",
+        ),
+        click.option(
+            "--extend-run",
+            is_flag=True,
+            help="Write into the output run, which already exists: --output-run, or with -o alone the "
+            "run at the front of the output chain. Refused if the run's task configs differ, or if it "
+            "already holds any of the graph's predicted outputs (unless they are what failed quanta left, "
+            "with --skip-existing/--skip-existing-in covering the run, or --clobber-outputs).",
+        ),
+        click.option(
+            "--replace-run",
+            is_flag=True,
+            help="Take the run at the front of the -o chain out of it (and out of the default inputs); the "
+            "new run takes its place. See --prune-replaced.",
+        ),
+        click.option(
+            "--prune-replaced",
+            type=click.Choice(["unstore", "purge"]),
+            help="With --replace-run: 'unstore' deletes the replaced run's files (its datasets stay "
+            "registered), 'purge' deletes its datasets entirely.",
+        ),
+        click.option(
+            "-c",
+            "--config",
+            "config_overrides",
+            multiple=True,
+            metavar="LABEL:KEY=VALUE",
+            help="Override one task config field (value in YAML); repeatable; wins over -C and the pipeline.",
+        ),
+        click.option(
+            "-C",
+            "--config-file",
+            "config_files",
+            multiple=True,
+            metavar="LABEL:FILE.yaml",
+            help="Override task config fields from a YAML mapping; repeatable; wins over the pipeline file.",
+        ),
+        click.option(
+            "--select-tasks",
+            "select_tasks",
+            multiple=True,
+            metavar="LABELS",
+            help="Plan only these tasks (labels, repeat or comma-separate); the others' outputs must exist.",
+        ),
+    ]
+    names = (
+        "skip_existing_in",
+        "skip_existing",
+        "extend_run",
+        "replace_run",
+        "prune_replaced",
+        "config_overrides",
+        "config_files",
+        "select_tasks",
+    )
+
+    def decorator(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            values = {name: kwargs.pop(name) for name in names}
+            if values["prune_replaced"] and not values["replace_run"]:
+                raise click.UsageError("--prune-replaced needs --replace-run")
+            opts = GraphOptions(**values)
+            return func(*args, options=opts, **kwargs)
+
+        command: Any = wrapper
+        for option in reversed(options):
+            command = option(command)
+        return command  # type: ignore[no-any-return]
+
+    return decorator
+
+
+@click.command(add_help_option=False)
+@graph_options(execution=False)
+def _graph_options_only(options: GraphOptions) -> GraphOptions:
+    return options
+
+
+def parse_graph_options(args: str | Sequence[str], *, where: str = "extraQgraphOptions") -> GraphOptions:
+    """The :class:`GraphOptions` that ``pipetask qgraph`` would take from ``args`` (a string is
+    split like a shell would); anything else is a :class:`GraphBuildError` naming ``where``."""
+    argv = shlex.split(args) if isinstance(args, str) else list(args)
+    try:
+        result = _graph_options_only.main(argv, prog_name="pipetask qgraph", standalone_mode=False)
+    except click.ClickException as exc:
+        raise GraphBuildError(f"{where} {' '.join(argv)!r}: {exc.format_message()}") from None
+    assert isinstance(result, GraphOptions)
+    return result
+
+
 @click.group(cls=CommandGroup)
 def main() -> None:
     """Build and run QuantumGraphs.
@@ -147,6 +259,7 @@ def main() -> None:
 @main.command()
 @graph_source_options(repo_required=False)
 @click.option("-q", "--save-qgraph", metavar="FILE", help="Write the graph to FILE.")
+@graph_options(execution=False)
 @click.option(
     "--show",
     "show",
@@ -160,10 +273,14 @@ def main() -> None:
     help="Write a Graphviz dot picture of the graph (quanta and datasets) to FILE; for small graphs.",
 )
 def qgraph(
-    source: GraphSource, save_qgraph: str | None, show: tuple[str, ...], qgraph_dot: str | None
+    source: GraphSource,
+    options: GraphOptions,
+    save_qgraph: str | None,
+    show: tuple[str, ...],
+    qgraph_dot: str | None,
 ) -> None:
     """Build a QuantumGraph (or load one with --qgraph), then save and/or show it."""
-    graph = source.obtain()
+    graph = source.obtain(existing_run_ok=options.extend_run, options=options)
     if save_qgraph:
         size = cmd.save_graph(graph, save_qgraph)
         click.echo(f"Saved {len(graph)} quanta to {save_qgraph} ({size:,} bytes)", err=True)
@@ -234,6 +351,7 @@ def build(
 @main.command()
 @graph_source_options(repo_required=True)
 @click.option("-q", "--save-qgraph", metavar="FILE", help="Also write the graph to FILE.")
+@graph_options(execution=True)
 @click.option(
     "-j",
     "--processes",
@@ -242,12 +360,6 @@ def build(
     default=1,
     show_default=True,
     help="Number of processes executing quanta in parallel.",
-)
-@click.option(
-    "--extend-run",
-    is_flag=True,
-    help="Add outputs to an output run that already exists (needs an explicit --output-run). Refused "
-    "if the run already holds any of the graph's predicted outputs, unless --clobber-outputs.",
 )
 @click.option(
     "--clobber-outputs",
@@ -273,12 +385,18 @@ def build(
     metavar="SECONDS",
     help="Fail any quantum that runs longer than SECONDS (per quantum); its log records the timeout.",
 )
+@click.option(
+    "--init-only",
+    is_flag=True,
+    help="Only write (and register) the run's task configs and packages; run no quantum.",
+)
 def run(
     source: GraphSource,
+    options: GraphOptions,
     save_qgraph: str | None,
     jobs: int,
-    extend_run: bool,
     clobber_outputs: bool,
+    init_only: bool,
     no_versions: bool,
     fail_fast: bool,
     timeout: float | None,
@@ -290,7 +408,7 @@ def run(
     A failed quantum's downstream quanta are skipped; everything else runs and is registered,
     and the command exits with status 1.
     """
-    graph = source.obtain(existing_run_ok=True)  # the run is reserved (or refused) below
+    graph = source.obtain(existing_run_ok=True, options=options)  # the run is reserved (or refused) below
     if save_qgraph:
         cmd.save_graph(graph, save_qgraph)
     assert source.repo is not None  # required for run
@@ -300,8 +418,9 @@ def run(
         save_qgraph or source.qgraph,
         jobs,
         progress_enabled(),
-        extend_run=extend_run,
+        options=options,
         clobber_outputs=clobber_outputs,
+        init_only=init_only,
         no_versions=no_versions,
         fail_fast=fail_fast,
         timeout=timeout,
@@ -313,6 +432,57 @@ def run(
     )
     if failed or pruned:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("repo")
+@click.argument("graph")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="A table and one line per failure, or the same as JSON.",
+)
+def report(repo: str, graph: str, fmt: str) -> None:
+    """Per task, how many quanta of GRAPH succeeded, failed, were blocked or not attempted.
+
+    Read from the {label}_metadata and {label}_log datasets the quanta wrote into the graph's
+    output run in REPO (or, before the merge, at their files' predicted paths). Each failure is
+    listed with its data ID and the exception message from its log.
+    """
+    import json
+
+    from butler import Butler
+
+    from .._report import format_report, report_graph
+
+    with Butler(repo, writeable=False) as butler:
+        result = report_graph(butler, graph)
+    if fmt == "json":
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(format_report(result))
+
+
+@main.command("update-graph-run")
+@click.argument("graph")
+@click.argument("run")
+@click.argument("output_graph", metavar="OUTPUT_GRAPH")
+def update_graph_run(graph: str, run: str, output_graph: str) -> None:
+    """Write a copy of GRAPH whose outputs go to RUN, with new dataset and quantum IDs.
+
+    The quanta, their inputs and the task configs stay as they are; use it to run a saved graph
+    again into a fresh run (the output chain named in the graph is unchanged).
+    """
+    from .._update_run import update_graph_run as update
+
+    updated = update(cmd.load_graph(graph), run)
+    size = cmd.save_graph(updated, output_graph)
+    click.echo(
+        f"Saved {len(updated)} quanta writing to run {run} to {output_graph} ({size:,} bytes)", err=True
+    )
 
 
 @main.command("pre-exec-init-qbb")
