@@ -240,7 +240,7 @@ def test_ingest_files_formatter_and_id_generation_mode(repo: Path, tmp_path: Pat
     )
     unknown = run(*args[:3], "u/c", table, *args[3:], "--formatter", "fits")
     assert unknown.exit_code == 2 and "'fits': unknown formatter; known: " in unknown.stderr
-    assert "json, npy" in unknown.stderr
+    assert "json, jsonl, npy" in unknown.stderr
     default = ok(*args[:3], "u/d", _yaml_table(tmp_path), *args[3:])
     assert "Ingested 1 file(s)" in default.output
     with Butler(repo, writeable=False) as butler:
