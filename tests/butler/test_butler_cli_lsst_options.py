@@ -284,7 +284,8 @@ def test_transfer_from_graph_dataset_type_and_dry_run(tmp_path: Path, db_url: st
         assert ran.exit_code == 0, ran.output
 
     dry = ok("transfer-from-graph", graph, root, "--dry-run")
-    assert dry.stdout.startswith("dry run: 8 of 8 predicted outputs found; 8 would be newly registered")
+    # 5 quanta, each with its output, log and metadata; 3 configs and the run's packages
+    assert dry.stdout.startswith("dry run: 19 of 19 predicted outputs found; 19 would be newly registered")
     assert dry.stdout.rstrip().endswith("nothing changed")
     with Butler(root, writeable=False) as butler:
         assert "u/me/merge/r" not in dict(butler.registry.query_collections())  # not even the run
@@ -300,7 +301,7 @@ def test_transfer_from_graph_dataset_type_and_dry_run(tmp_path: Path, db_url: st
         for name in ("summary", "isr_config"):
             assert butler.query_datasets(name, ["u/me/merge"]) == []
     rest = ok("transfer-from-graph", graph, root, "--dry-run")
-    assert "8 of 8 predicted outputs found; 4 would be newly registered" in rest.stdout
+    assert "19 of 19 predicted outputs found; 15 would be newly registered" in rest.stdout
     unknown = run("transfer-from-graph", graph, root, "--dataset-type", "calexpp")
     assert unknown.exit_code == 1
     assert "--dataset-type calexpp: not a dataset type of" in unknown.stderr and "calexp" in unknown.stderr
